@@ -1,0 +1,3 @@
+from wirehub.cli import main
+
+main()

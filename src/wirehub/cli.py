@@ -1,0 +1,171 @@
+"""The ``wirehub`` command: serve, token, genconfig. Thin: flags -> Config -> uvicorn."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Generator, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+import jwt
+import uvicorn
+from uvicorn.config import LOGGING_CONFIG
+
+from wirehub._version import __version__
+from wirehub.asgi import create_app
+from wirehub.config import Config, ConfigError, load_config
+from wirehub.core.node import Node
+from wirehub.genconfig import render_config
+from wirehub.transports.websocket import ENDPOINT, make_protocol_class
+
+__all__ = ["main"]
+
+logger = logging.getLogger("wirehub")
+
+# uvicorn's time to wait for connections to close after every client got 3001.
+_SHUTDOWN_TIMEOUT = 30.0
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"wirehub: {message}", err=True)
+    sys.exit(2)
+
+
+def _load(path: str | None, overrides: dict[str, Any]) -> Config:
+    try:
+        return load_config(path, overrides)
+    except ConfigError as exc:
+        _fail(f"invalid configuration: {exc}")
+
+
+@click.group()
+@click.version_option(__version__, prog_name="wirehub")
+def main() -> None:
+    """wirehub: a real-time messaging server speaking the Centrifugo client protocol."""
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML file.")
+@click.option("--host", help="Address to listen on (server.host).")
+@click.option("--port", type=int, help="Port to listen on, 0 for any free one (server.port).")
+@click.option(
+    "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="server.log_level"
+)
+def serve(config_path: str | None, host: str | None, port: int | None, log_level: str | None) -> None:
+    """Run the standalone server (in-memory broker)."""
+    flags = {"host": host, "port": port, "log_level": log_level}
+    server = {key: value for key, value in flags.items() if value is not None}
+    config = _load(config_path, {"server": server} if server else {})
+    run(config)
+
+
+def run(config: Config) -> None:
+    """Serve ``config`` until SIGINT or SIGTERM, then shut down gracefully."""
+    node = Node(config)
+    uvicorn_config = uvicorn.Config(
+        create_app(node, lifespan=True),
+        host=config.server.host,
+        port=config.server.port,
+        ws=make_protocol_class(node),
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_level=config.server.log_level,
+        log_config=_log_config(config.server.log_level),
+        access_log=False,
+        timeout_graceful_shutdown=_SHUTDOWN_TIMEOUT,
+    )
+    _Server(uvicorn_config, demo=config.demo.enabled).run()
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, *, demo: bool) -> None:
+        super().__init__(config)
+        self._demo = demo
+
+    def _log_started_message(self, listeners: Sequence[socket.SocketType]) -> None:
+        for sock in listeners:
+            host, port = sock.getsockname()[:2]
+            shown = f"[{host}]" if ":" in host else host
+            message = f"wirehub {__version__} serving ws://{shown}:{port}{ENDPOINT}"
+            if self._demo:
+                message += f", demo at http://{shown}:{port}/"
+            logger.info(message)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # As uvicorn's, but a shutdown asked for by a signal is a clean exit with
+        # status 0; uvicorn would raise the signal again once done.
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+
+def _log_config(level: str) -> dict[str, Any]:
+    log_config = copy.deepcopy(LOGGING_CONFIG)
+    log_config["loggers"]["wirehub"] = {
+        "handlers": ["default"],
+        "level": level.upper(),
+        "propagate": False,
+    }
+    log_config["loggers"]["wirehub.websocket.protocol"] = {"level": "WARNING"}
+    return log_config
+
+
+@main.command()
+@click.option("--user", required=True, help="User id (the sub claim).")
+@click.option("--ttl", type=int, default=3600, show_default=True, help="Seconds; 0: no exp.")
+@click.option("--info", "info_json", help="Connection info, a JSON value.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML file.")
+def token(user: str, ttl: int, info_json: str | None, config_path: str | None) -> None:
+    """Print an HS256 connection token signed with client.token.hmac_secret_key."""
+    config = _load(config_path, {})
+    secret = config.client.token.hmac_secret_key
+    if not secret:
+        _fail("client.token.hmac_secret_key is not set (config file or WIREHUB_CLIENT__TOKEN__HMAC_SECRET_KEY)")
+    now = int(time.time())
+    claims: dict[str, Any] = {"sub": user, "iat": now}
+    if ttl > 0:
+        claims["exp"] = now + ttl
+    if info_json is not None:
+        try:
+            claims["info"] = json.loads(info_json)
+        except json.JSONDecodeError as exc:
+            _fail(f"--info is not valid JSON: {exc}")
+    if config.client.token.audience:
+        claims["aud"] = config.client.token.audience
+    if config.client.token.issuer:
+        claims["iss"] = config.client.token.issuer
+    click.echo(jwt.encode(claims, secret, algorithm="HS256"))
+
+
+@main.command()
+@click.option("-o", "--output", default="wirehub.toml", show_default=True, help="File, or - for stdout.")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def genconfig(output: str, force: bool) -> None:
+    """Write a commented wirehub.toml with every option and its default."""
+    text = render_config()
+    if output == "-":
+        click.echo(text, nl=False)
+        return
+    path = Path(output)
+    if path.exists() and not force:
+        _fail(f"{output} exists; pass --force to overwrite it")
+    path.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {output}")

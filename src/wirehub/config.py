@@ -1,0 +1,232 @@
+"""Configuration: a TOML file, ``WIREHUB_*`` environment variables and CLI flags.
+
+Later sources win: file < environment < flags. Nested options take ``__`` in
+environment variables (``WIREHUB_CLIENT__TOKEN__HMAC_SECRET_KEY``). Option names follow
+Centrifugo v6 (``client.allowed_origins``, ``channel.namespaces``, namespace options
+such as ``allow_subscribe_for_client``), so its users find them where they expect.
+
+Every model forbids unknown keys: a typo is an error that names the option, never a
+silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
+
+__all__ = [
+    "ChannelConfig",
+    "ClientConfig",
+    "Config",
+    "ConfigError",
+    "DemoConfig",
+    "NamespaceOptions",
+    "ServerConfig",
+    "TokenConfig",
+    "WebSocketConfig",
+    "load_config",
+]
+
+Seconds = Annotated[float, Field(gt=0)]
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the option."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NamespaceOptions(_Section):
+    """Per-namespace channel options (the names Centrifugo uses)."""
+
+    name: str = Field("", description="namespace name: channels 'name:...' belong to it")
+    allow_subscribe_for_client: bool = Field(False, description="authenticated users may subscribe")
+    allow_subscribe_for_anonymous: bool = Field(
+        False, description="anonymous users may subscribe too (with the previous)"
+    )
+    allow_publish_for_subscriber: bool = Field(False, description="subscribers may publish")
+    allow_publish_for_client: bool = Field(
+        False, description="authenticated users may publish without subscribing"
+    )
+    allow_publish_for_anonymous: bool = Field(
+        False, description="extends the two publish options to anonymous users"
+    )
+    allow_user_limited_channels: bool = Field(
+        False, description="'ns:room#42,56' may be subscribed only by users 42 and 56"
+    )
+    channel_regex: str = Field(
+        "", description="the channel name after the namespace must match this regex"
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[A-Za-z0-9_\-.]+", value):
+            raise ValueError("a namespace name may hold only letters, digits, '_', '-', '.'")
+        return value
+
+    @field_validator("channel_regex")
+    @classmethod
+    def _valid_regex(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regex: {exc}") from None
+        return value
+
+
+class ChannelConfig(_Section):
+    max_length: int = Field(255, gt=0, description="longest channel name, in bytes")
+    namespace_boundary: str = Field(":", min_length=1, description="separates namespace and name")
+    user_boundary: str = Field("#", min_length=1, description="starts the user list of a channel")
+    user_separator: str = Field(",", min_length=1, description="separates users in that list")
+    without_namespace: NamespaceOptions = Field(
+        default_factory=NamespaceOptions, description="options of channels with no namespace"
+    )
+    namespaces: list[NamespaceOptions] = Field(
+        default_factory=list, description="one [[channel.namespaces]] table per namespace"
+    )
+
+    @field_validator("namespaces")
+    @classmethod
+    def _unique_names(cls, value: list[NamespaceOptions]) -> list[NamespaceOptions]:
+        names = [ns.name for ns in value]
+        if "" in names:
+            raise ValueError("every namespace needs a name")
+        if len(set(names)) != len(names):
+            raise ValueError("namespace names must be unique")
+        return value
+
+
+class TokenConfig(_Section):
+    """Keys for connection JWTs. An algorithm works only if its key is configured."""
+
+    hmac_secret_key: str = Field("", description="secret for HS256/HS384/HS512")
+    rsa_public_key: str = Field("", description="PEM public key for RS256/RS384/RS512")
+    ecdsa_public_key: str = Field("", description="PEM public key for ES256/ES384/ES512")
+    audience: str = Field("", description="when set, the token's aud must contain it")
+    issuer: str = Field("", description="when set, the token's iss must equal it")
+    leeway: float = Field(0.0, ge=0, description="clock skew allowed on exp/nbf, seconds")
+
+
+class ClientConfig(_Section):
+    allow_anonymous_connect_without_token: bool = Field(
+        False, description="connect with no token as the anonymous user ''"
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="browser origins allowed besides the same origin; '*' matches any run",
+    )
+    ping_interval: int = Field(25, ge=1, description="server ping every so many whole seconds")
+    pong_timeout: Seconds = Field(8.0, description="pong due within; else close 3012")
+    stale_close_delay: Seconds = Field(10.0, description="connect due within; else close 3502")
+    expired_close_delay: Seconds = Field(25.0, description="grace after token expiry; then 3005")
+    channel_limit: int = Field(128, gt=0, description="channels per connection; beyond, error 106")
+    queue_max_size: int = Field(
+        1_048_576, gt=0, description="bytes queued for one slow client; beyond, close 3008"
+    )
+    token: TokenConfig = Field(default_factory=TokenConfig, description="connection JWT keys")
+
+    @model_validator(mode="after")
+    def _pong_before_next_ping(self) -> Self:
+        if self.pong_timeout >= self.ping_interval:
+            raise ValueError("pong_timeout must be smaller than ping_interval")
+        return self
+
+
+class WebSocketConfig(_Section):
+    message_size_limit: int = Field(
+        65_536, gt=0, description="largest incoming message, bytes; beyond, close 1009"
+    )
+
+
+class ServerConfig(_Section):
+    host: str = Field("127.0.0.1", description="address to listen on")
+    port: int = Field(8000, ge=0, le=65535, description="port to listen on (0: any free one)")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="debug, info, warning or error")
+
+
+class DemoConfig(_Section):
+    enabled: bool = Field(False, description="serve the live chat demo at /")
+    assets_dir: str = Field(
+        "demo/node_modules/centrifuge/dist",
+        description="folder holding centrifuge.js for the demo page (make serve installs it)",
+    )
+
+
+class Config(BaseSettings):
+    """The whole configuration. Build it with :func:`load_config`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WIREHUB_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    server: ServerConfig = Field(default_factory=ServerConfig, description="HTTP listener")
+    client: ClientConfig = Field(default_factory=ClientConfig, description="connections")
+    channel: ChannelConfig = Field(default_factory=ChannelConfig, description="channels")
+    websocket: WebSocketConfig = Field(
+        default_factory=WebSocketConfig, description="WebSocket transport"
+    )
+    demo: DemoConfig = Field(default_factory=DemoConfig, description="demo page")
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _format_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "configuration"
+    return f"{where}: {first['msg']}"
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    environ: bool = True,
+) -> Config:
+    """Read the TOML file, then ``WIREHUB_*`` variables, then ``overrides`` (CLI flags).
+
+    ``overrides`` is nested like the file: ``{"server": {"port": 9000}}``.
+
+    Raises:
+        ConfigError: the file can't be read, or an option is invalid; the message
+            names the option.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    env_data = _env_values() if environ else {}
+    merged = _merge(_merge(data, env_data), overrides or {})
+    try:
+        return Config.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc)) from None
+
+
+def _env_values() -> dict[str, Any]:
+    """The ``WIREHUB_*`` variables as a nested dict, not yet validated."""
+    try:
+        return EnvSettingsSource(Config)()
+    except SettingsError as exc:
+        raise ConfigError(f"environment: {exc}") from None

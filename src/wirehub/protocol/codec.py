@@ -1,0 +1,51 @@
+"""The codec interface: frames of bytes in, typed messages out, and back.
+
+A frame is one WebSocket message (or one HTTP-stream chunk). It holds one or more
+protocol messages: newline-joined JSON objects, or varint-prefixed Protobuf records.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from wirehub.protocol.types import Command, Reply
+
+__all__ = ["Codec", "get_codec"]
+
+
+class Codec(Protocol):
+    """Turns frames into commands and replies into bytes. Stateless and pure."""
+
+    name: str
+    """``"json"`` or ``"protobuf"``: the key fan-out uses to encode once per codec."""
+
+    binary: bool
+    """Whether frames go out as binary (Protobuf) or text (JSON) WebSocket messages."""
+
+    ping: bytes
+    """The encoded server ping, an empty Reply."""
+
+    def decode_commands(self, frame: bytes) -> list[Command]:
+        """Decode every command in a frame, in order.
+
+        Raises:
+            ProtocolError: the frame is empty or a message in it is not a valid command.
+        """
+        ...
+
+    def encode_reply(self, reply: Reply) -> bytes:
+        """Encode one reply as it goes into a frame."""
+        ...
+
+    def join(self, messages: list[bytes]) -> bytes:
+        """Join encoded replies into one frame."""
+        ...
+
+
+def get_codec(name: str) -> Codec:
+    """Return the codec for ``"json"``; raises ``ValueError`` for an unknown name."""
+    if name == "json":
+        from wirehub.protocol.json_codec import JSON_CODEC
+
+        return JSON_CODEC
+    raise ValueError(f"unknown codec {name!r}; expected 'json'")

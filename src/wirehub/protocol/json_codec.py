@@ -1,0 +1,72 @@
+"""The JSON encoding of the protocol: newline-joined objects in text frames.
+
+Rules (``centrifugo-protocol.md`` §1.2):
+
+1. A frame holds one or more JSON objects joined by a single ``\\n``; readers skip
+   blank lines, writers never emit one (centrifuge-python would choke on it).
+2. Keys are the snake_case ``client.proto`` names; 64-bit integers are plain numbers.
+3. Payloads are embedded JSON values, passed through as :class:`msgspec.Raw`. A
+   payload must hold no raw newline, since that is the frame delimiter; in valid JSON
+   a newline can only be insignificant whitespace, so it is dropped.
+4. Any line that is not a valid command is a :class:`ProtocolError`.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+from wirehub.protocol.errors import ProtocolError
+from wirehub.protocol.types import Command, Reply
+
+__all__ = ["JSON_CODEC", "JsonCodec", "json_payload"]
+
+_decode_command = msgspec.json.Decoder(Command).decode
+_encode = msgspec.json.Encoder().encode
+_validate = msgspec.json.Decoder().decode
+
+
+class JsonCodec:
+    """Newline-delimited JSON, the protocol's default encoding."""
+
+    name: Final = "json"
+    binary: Final = False
+    ping: Final = b"{}"
+
+    def decode_commands(self, frame: bytes) -> list[Command]:
+        commands = []
+        for line in frame.split(b"\n"):
+            if not line or line.isspace():
+                continue
+            try:
+                commands.append(_decode_command(line))
+            except msgspec.DecodeError as exc:
+                raise ProtocolError(f"invalid command: {exc}") from None
+            except RecursionError:
+                raise ProtocolError("invalid command: nested too deeply") from None
+        if not commands:
+            raise ProtocolError("empty frame")
+        return commands
+
+    def encode_reply(self, reply: Reply) -> bytes:
+        return _encode(reply)
+
+    def join(self, messages: list[bytes]) -> bytes:
+        return messages[0] if len(messages) == 1 else b"\n".join(messages)
+
+
+JSON_CODEC: Final = JsonCodec()
+
+
+def json_payload(data: bytes) -> msgspec.Raw:
+    """Check that ``data`` is one JSON value and return it ready to embed.
+
+    Raises:
+        ValueError: ``data`` is not valid JSON (such bytes can't reach a JSON client).
+    """
+    try:
+        _validate(data)
+    except (msgspec.DecodeError, RecursionError):
+        raise ValueError("payload is not valid JSON") from None
+    return msgspec.Raw(data.replace(b"\n", b"") if b"\n" in data else data)

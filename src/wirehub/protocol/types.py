@@ -1,0 +1,259 @@
+"""Messages of the Centrifugo client protocol v2, mirroring ``client.proto``.
+
+Names and fields are the wire contract: they match ``client.proto`` exactly, so the
+reference and the code can be grepped together. Payload fields (``data``, ``info``,
+``conn_info``, ``chan_info``) are raw JSON values in the JSON protocol and raw bytes in
+Protobuf; here they are :class:`msgspec.Raw`, which passes them through untouched.
+
+Rules of the JSON shape (``centrifugo-protocol.md`` §1.2):
+
+- a field holding its zero value is omitted (``omit_defaults``), except
+  ``ClientInfo.user``/``client`` and the keys of presence and history results, which
+  have no default and so are always written;
+- an empty result object is still written: ``{"id":3,"publish":{}}``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Final
+
+import msgspec
+from msgspec import Meta, Raw
+
+__all__ = [
+    "EMPTY_RAW",
+    "ClientInfo",
+    "Command",
+    "ConnectRequest",
+    "ConnectResult",
+    "Error",
+    "HistoryRequest",
+    "Join",
+    "Leave",
+    "Message",
+    "PresenceRequest",
+    "PresenceStatsRequest",
+    "Publication",
+    "PublishRequest",
+    "PublishResult",
+    "Push",
+    "RPCRequest",
+    "RefreshRequest",
+    "Reply",
+    "SendRequest",
+    "StreamPosition",
+    "SubRefreshRequest",
+    "SubscribeRequest",
+    "SubscribeResult",
+    "Unsubscribe",
+    "UnsubscribeRequest",
+    "UnsubscribeResult",
+]
+
+Uint32 = Annotated[int, Meta(ge=0, le=2**32 - 1)]
+# msgspec bounds must fit an int64; offsets never come near 2**63.
+Uint64 = Annotated[int, Meta(ge=0, le=2**63 - 1)]
+Int32 = Annotated[int, Meta(ge=-(2**31), le=2**31 - 1)]
+Int64 = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
+
+# An absent payload. msgspec can't put Raw in a union, so "unset" is the empty Raw,
+# which equals the default and is therefore left out when encoding.
+EMPTY_RAW: Final = Raw()
+
+
+class _Message(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
+    """Base of every wire message: immutable, zero values left out."""
+
+
+# Shared types.
+
+
+class ClientInfo(_Message):
+    user: str
+    client: str
+    conn_info: Raw = EMPTY_RAW
+    chan_info: Raw = EMPTY_RAW
+
+
+class StreamPosition(_Message):
+    offset: Uint64 = 0
+    epoch: str = ""
+
+
+class Publication(_Message):
+    data: Raw
+    info: ClientInfo | None = None
+    offset: Uint64 = 0
+    tags: dict[str, str] | None = None
+
+
+# Requests (client to server).
+
+
+class SubscribeRequest(_Message):
+    channel: str = ""
+    token: str = ""
+    recover: bool = False
+    epoch: str = ""
+    offset: Uint64 = 0
+    data: Raw = EMPTY_RAW
+    positioned: bool = False
+    recoverable: bool = False
+    join_leave: bool = False
+    delta: str = ""
+    flag: Int64 = 0
+    type: Int32 = 0
+
+
+class ConnectRequest(_Message):
+    token: str = ""
+    data: Raw = EMPTY_RAW
+    subs: dict[str, SubscribeRequest] | None = None
+    name: str = ""
+    version: str = ""
+    headers: dict[str, str] | None = None
+
+
+class UnsubscribeRequest(_Message):
+    channel: str = ""
+
+
+class PublishRequest(_Message):
+    channel: str = ""
+    data: Raw = EMPTY_RAW
+
+
+class PresenceRequest(_Message):
+    channel: str = ""
+
+
+class PresenceStatsRequest(_Message):
+    channel: str = ""
+
+
+class HistoryRequest(_Message):
+    channel: str = ""
+    limit: Int32 = 0
+    since: StreamPosition | None = None
+    reverse: bool = False
+
+
+class RPCRequest(_Message):
+    data: Raw = EMPTY_RAW
+    method: str = ""
+
+
+class SendRequest(_Message):
+    data: Raw = EMPTY_RAW
+
+
+class RefreshRequest(_Message):
+    token: str = ""
+
+
+class SubRefreshRequest(_Message):
+    channel: str = ""
+    token: str = ""
+
+
+class Command(_Message):
+    """One client command. An empty command (id 0, nothing set) is a pong."""
+
+    id: Uint32 = 0
+    connect: ConnectRequest | None = None
+    subscribe: SubscribeRequest | None = None
+    unsubscribe: UnsubscribeRequest | None = None
+    publish: PublishRequest | None = None
+    presence: PresenceRequest | None = None
+    presence_stats: PresenceStatsRequest | None = None
+    history: HistoryRequest | None = None
+    ping: dict[str, object] | None = None
+    send: SendRequest | None = None
+    rpc: RPCRequest | None = None
+    refresh: RefreshRequest | None = None
+    sub_refresh: SubRefreshRequest | None = None
+
+
+# Results (server to client).
+
+
+class Error(_Message):
+    code: Uint32
+    message: str
+    temporary: bool = False
+
+
+class SubscribeResult(_Message):
+    expires: bool = False
+    ttl: Uint32 = 0
+    recoverable: bool = False
+    epoch: str = ""
+    publications: list[Publication] | None = None
+    recovered: bool = False
+    offset: Uint64 = 0
+    positioned: bool = False
+    data: Raw = EMPTY_RAW
+    was_recovering: bool = False
+
+
+class ConnectResult(_Message):
+    client: str = ""
+    version: str = ""
+    expires: bool = False
+    ttl: Uint32 = 0
+    data: Raw = EMPTY_RAW
+    subs: dict[str, SubscribeResult] | None = None
+    ping: Uint32 = 0
+    pong: bool = False
+    session: str = ""
+    node: str = ""
+    time: Int64 = 0
+
+
+class UnsubscribeResult(_Message):
+    pass
+
+
+class PublishResult(_Message):
+    pass
+
+
+# Pushes (server to client, no id).
+
+
+class Join(_Message):
+    info: ClientInfo
+
+
+class Leave(_Message):
+    info: ClientInfo
+
+
+class Unsubscribe(_Message):
+    code: Uint32 = 0
+    reason: str = ""
+
+
+class Message(_Message):
+    data: Raw
+
+
+class Push(_Message):
+    channel: str = ""
+    pub: Publication | None = None
+    join: Join | None = None
+    leave: Leave | None = None
+    unsubscribe: Unsubscribe | None = None
+    message: Message | None = None
+
+
+class Reply(_Message):
+    """An answer to a command (``id`` > 0) or a push. All fields unset = server ping."""
+
+    id: Uint32 = 0
+    error: Error | None = None
+    push: Push | None = None
+    connect: ConnectResult | None = None
+    subscribe: SubscribeResult | None = None
+    unsubscribe: UnsubscribeResult | None = None
+    publish: PublishResult | None = None

@@ -1,0 +1,249 @@
+"""wirehub's own WebSocket connection path: an ``asyncio.Protocol`` for uvicorn.
+
+uvicorn parses the HTTP request; on an upgrade it hands the raw request and the socket
+to the ``ws`` protocol class of its config. Ours runs the handshake, framing, limits
+and closing handshake with websockets' Sans-I/O :class:`ServerProtocol`, and writes
+outgoing frames straight to the socket: no ASGI messages and no task per message
+(``DESIGN.md``, "Front doors").
+
+Rules:
+
+1. Only the connection path is served here; any other path gets 404.
+2. Origins are checked before the upgrade (403, see :mod:`wirehub.transports.origin`).
+3. Incoming messages are bounded by ``websocket.message_size_limit`` (1009, counted
+   across fragments) and by :data:`MAX_FRAGMENTS` fragments (1009); text must be UTF-8
+   (1007); protocol violations get 1002. All of these come from websockets except the
+   fragment count and UTF-8, checked here.
+4. Outgoing data frames are built here: one unmasked text frame per flush. Control
+   frames (close, pong) go through websockets so its state stays right.
+5. After a close frame is sent, the peer has :data:`CLOSE_TIMEOUT` seconds to answer
+   before the socket is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+from websockets.typing import Subprotocol
+
+from wirehub.core.events import TransportInfo
+from wirehub.errors import DISCONNECT_SHUTDOWN, Disconnect
+from wirehub.protocol.json_codec import JSON_CODEC
+from wirehub.transports.origin import OriginCheck
+
+if TYPE_CHECKING:
+    from wirehub.core.client import Client
+    from wirehub.core.node import Node
+
+__all__ = ["CLOSE_TIMEOUT", "ENDPOINT", "MAX_FRAGMENTS", "WebSocketProtocol", "make_protocol_class"]
+
+logger = logging.getLogger("wirehub.websocket")
+
+ENDPOINT = "/connection/websocket"
+CLOSE_TIMEOUT = 5.0
+MAX_FRAGMENTS = 4096
+JSON_SUBPROTOCOL = Subprotocol("centrifuge-json")
+
+# websockets logs every open and close at INFO; `wirehub serve` sets this to WARNING.
+_websockets_logger = logging.getLogger("wirehub.websocket.protocol")
+
+
+def make_protocol_class(node: Node, *, path: str = ENDPOINT) -> type[WebSocketProtocol]:
+    """A protocol class for ``uvicorn.Config(ws=...)`` that serves ``node`` at ``path``."""
+    return type(
+        "BoundWebSocketProtocol",
+        (WebSocketProtocol,),
+        {"node": node, "path": path, "origins": OriginCheck(node.config.client.allowed_origins)},
+    )
+
+
+def _select_subprotocol(protocol: ServerProtocol, offered: Any) -> Subprotocol | None:
+    # centrifuge-js offers none for JSON; when one is offered it must be echoed.
+    return JSON_SUBPROTOCOL if JSON_SUBPROTOCOL in offered else None
+
+
+def text_frame_header(length: int) -> bytes:
+    """The header of an unmasked, final text frame carrying ``length`` bytes."""
+    if length < 126:
+        return bytes((0x81, length))
+    if length < 65536:
+        return struct.pack("!BBH", 0x81, 126, length)
+    return struct.pack("!BBQ", 0x81, 127, length)
+
+
+class WebSocketProtocol(asyncio.Protocol):
+    """One WebSocket connection; also the core's :class:`Transport` for it."""
+
+    node: ClassVar[Node]
+    path: ClassVar[str]
+    origins: ClassVar[OriginCheck]
+
+    def __init__(self, config: Any, server_state: Any, app_state: Any = None, **_: Any) -> None:
+        self._connections: set[Any] = server_state.connections
+        self._ws = ServerProtocol(
+            select_subprotocol=_select_subprotocol,
+            max_size=self.node.config.websocket.message_size_limit,
+            logger=_websockets_logger,
+        )
+        self._transport: asyncio.Transport | None = None
+        self._client: Client | None = None
+        self._info = TransportInfo(name="websocket", protocol="json")
+        self._fragments: list[bytes] = []
+        self._fragmented_text = False
+        self._closing = False
+        self._close_timer: asyncio.TimerHandle | None = None
+
+    # asyncio.Protocol.
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self._transport = cast(asyncio.Transport, transport)
+        self._connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        self._ws.receive_data(data)
+        for event in self._ws.events_received():
+            if isinstance(event, Request):
+                self._on_request(event)
+            elif isinstance(event, Frame):
+                self._on_frame(event)
+        if self._ws.state is not State.OPEN and self._client is not None:
+            self._client.transport_closed()
+        self._send_pending()
+
+    def eof_received(self) -> bool | None:
+        self._ws.receive_eof()
+        self._send_pending()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._connections.discard(self)
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+        if self._client is not None:
+            self._client.transport_closed()
+
+    def pause_writing(self) -> None:
+        if self._client is not None:
+            self._client.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._client is not None:
+            self._client.resume_writing()
+
+    def shutdown(self) -> None:
+        """Called by uvicorn when the server stops: tell the client to reconnect."""
+        if self._client is not None and self._ws.state is State.OPEN:
+            self._client.disconnect(DISCONNECT_SHUTDOWN)
+        elif self._transport is not None:
+            self._transport.close()
+
+    # Transport.
+
+    @property
+    def info(self) -> TransportInfo:
+        return self._info
+
+    def write_frame(self, data: bytes) -> None:
+        if self._closing or self._transport is None or self._ws.state is not State.OPEN:
+            return
+        self._transport.write(text_frame_header(len(data)) + data)
+
+    def close(self, disconnect: Disconnect) -> None:
+        if self._closing or self._transport is None:
+            return
+        self._closing = True
+        if self._ws.state is State.OPEN:
+            self._ws.send_close(disconnect.code, disconnect.reason)
+            self._send_pending()
+        loop = self.node.loop
+        self._close_timer = loop.call_later(CLOSE_TIMEOUT, self._transport.abort)
+
+    def pause_reading(self) -> None:
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._transport is not None:
+            self._transport.resume_reading()
+
+    # Handshake.
+
+    def _on_request(self, request: Request) -> None:
+        path = request.path.partition("?")[0]
+        headers = request.headers
+        if path != self.path:
+            response = self._ws.reject(404, "Not Found\n")
+        elif not self.origins.allows(headers.get("Origin"), headers.get("Host")):
+            logger.info("refused a WebSocket from origin %r", headers.get("Origin"))
+            response = self._ws.reject(403, "Origin not allowed\n")
+        else:
+            response = self._ws.accept(request)
+        self._ws.send_response(response)
+        if response.status_code != 101:
+            return
+        self._info = TransportInfo(
+            name="websocket",
+            protocol="json",
+            remote=_peer(self._transport),
+            headers={k.lower(): v for k, v in headers.raw_items()},
+        )
+        self._client = self.node.attach(self, JSON_CODEC)
+
+    # Frames.
+
+    def _on_frame(self, frame: Frame) -> None:
+        opcode = frame.opcode
+        if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+            if frame.fin:
+                self._on_message(bytes(frame.data), text=opcode is Opcode.TEXT)
+            else:
+                self._fragments = [bytes(frame.data)]
+                self._fragmented_text = opcode is Opcode.TEXT
+        elif opcode is Opcode.CONT:
+            self._fragments.append(bytes(frame.data))
+            if len(self._fragments) > MAX_FRAGMENTS:
+                self._fail(1009, "too many fragments")
+            elif frame.fin:
+                data, self._fragments = b"".join(self._fragments), []
+                self._on_message(data, text=self._fragmented_text)
+
+    def _on_message(self, data: bytes, *, text: bool) -> None:
+        if text:
+            try:
+                data.decode()
+            except UnicodeDecodeError:
+                self._fail(1007, "invalid UTF-8")
+                return
+        if self._client is not None:
+            self._client.handle_frame(data)
+
+    def _fail(self, code: int, reason: str) -> None:
+        self._ws.fail(code, reason)
+        if self._client is not None:
+            self._client.transport_closed()
+
+    def _send_pending(self) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        for chunk in self._ws.data_to_send():
+            if chunk:
+                transport.write(chunk)
+            else:
+                # websockets asks for EOF: the server ends the TCP connection.
+                transport.close()
+
+
+def _peer(transport: asyncio.BaseTransport | None) -> str:
+    if transport is None:
+        return ""
+    peer = transport.get_extra_info("peername")
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else ""
