@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -14,8 +15,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from jwt.utils import der_to_raw_signature
 
 from wirehub.auth import ConnectToken, JwtVerifier, SubscriptionToken
@@ -76,10 +76,8 @@ def hmac_token(
     return f"{signing_input}.{b64url(signature)}"
 
 
-def make(
-    now: float = NOW, **options: Any
-) -> JwtVerifier:
-    return JwtVerifier(TokenConfig(**options), clock=lambda: now)
+def make(**options: Any) -> JwtVerifier:
+    return JwtVerifier(TokenConfig(**options), clock=lambda: NOW)
 
 
 def hs(**options: Any) -> JwtVerifier:
@@ -361,7 +359,7 @@ def _key_formats(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> list[by
     else:
         formats.append((serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint))
     encoded = [public.public_bytes(encoding, fmt) for encoding, fmt in formats]
-    return encoded + [encoded[0].strip()]
+    return [*encoded, encoded[0].strip()]
 
 
 CONFUSION_CASES = [
@@ -376,18 +374,16 @@ CONFUSION_CASES = [
 
 
 @pytest.mark.parametrize(("secret", "config"), CONFUSION_CASES)
-def test_hs256_signed_with_the_public_key_is_invalid(
-    secret: bytes, config: dict[str, str]
-) -> None:
+def test_hs256_signed_with_the_public_key_is_invalid(secret: bytes, config: dict[str, str]) -> None:
     # CVE-2022-29217 and kin: the public key is public, so an HMAC over it proves nothing.
     assert_invalid(make(**config), hmac_token({"sub": "admin"}, secret))
 
 
-@pytest.mark.parametrize(("option", "pem"), [("rsa_public_key", RSA_PEM), ("ecdsa_public_key", EC_PEM)])
-def test_public_key_pasted_as_hmac_secret_still_refuses_confusion(option: str, pem: str) -> None:
-    # Misconfiguration: the operator put the PEM in hmac_secret_key too.
-    verifier = make(hmac_secret_key=pem, **{option: pem})
-    assert_invalid(verifier, hmac_token({"sub": "admin"}, pem))
+@pytest.mark.parametrize("pem", [RSA_PEM, EC_PEM], ids=["rsa", "ec"])
+def test_public_key_pasted_as_hmac_secret_fails_at_construction(pem: str) -> None:
+    # Misconfiguration that would make the confusion attack work with a naive verifier.
+    with pytest.raises(ValueError, match="hmac_secret_key looks like a public key"):
+        JwtVerifier(TokenConfig(hmac_secret_key=pem))
 
 
 def test_rsa_token_with_only_hmac_configured_is_invalid() -> None:
@@ -605,7 +601,9 @@ B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 CLAIM_NAMES = [
@@ -624,10 +622,8 @@ claims_strategy = st.fixed_dictionaries(
 
 def _verify_both(token: Any) -> None:
     for verify in (VERIFIER.verify_connect_token, VERIFIER.verify_subscription_token):
-        try:
+        with contextlib.suppress(ClientError, Disconnect):
             verify(token)
-        except (ClientError, Disconnect):
-            pass
 
 
 @given(st.text())
@@ -673,9 +669,11 @@ def test_authentic_tokens_with_arbitrary_claims_parse_or_raise_protocol_errors(
         assert isinstance(connect.user, str)
         assert isinstance(connect.info, bytes)
         assert connect.expire_at is None or isinstance(connect.expire_at, int)
+    code = None
     try:
         subscription = VERIFIER.verify_subscription_token(token)
     except ClientError as error:
-        assert error.code in (103, 109)
+        code = error.code
     else:
         assert subscription.channel
+    assert code in (None, 103, 109)

@@ -32,6 +32,7 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from jwt.algorithms import HMACAlgorithm
 from jwt.types import Options
 
 from wirehub.config import TokenConfig
@@ -124,7 +125,7 @@ class JwtVerifier:
     """
 
     def __init__(self, config: TokenConfig, *, clock: Callable[[], float] = time.time) -> None:
-        self._hmac_key = config.hmac_secret_key.encode() if config.hmac_secret_key else None
+        self._hmac_key = _hmac_key(config.hmac_secret_key) if config.hmac_secret_key else None
         self._rsa_key = _load_rsa_key(config.rsa_public_key) if config.rsa_public_key else None
         self._ec_key: EllipticCurvePublicKey | None = None
         self._ec_algorithm = ""
@@ -238,18 +239,31 @@ class JwtVerifier:
             raise _TokenExpiredError
 
 
+def _hmac_key(secret: str) -> bytes:
+    key = secret.encode()
+    try:
+        # PyJWT refuses a PEM or SSH public key as an HMAC secret on every token; say so
+        # once, at startup, instead of rejecting every HS* token without a clue.
+        HMACAlgorithm(HMACAlgorithm.SHA256).prepare_key(key)
+    except jwt.InvalidKeyError:
+        raise ValueError(
+            "client.token.hmac_secret_key looks like a public key; HMAC needs a shared secret"
+        ) from None
+    return key
+
+
 def _load_rsa_key(pem: str) -> RSAPublicKey:
     key = _load_public_key(pem, "rsa_public_key")
     if not isinstance(key, RSAPublicKey):
         # A wrong config value, not a wrong argument type: ValueError like a bad PEM.
-        raise ValueError("client.token.rsa_public_key does not hold an RSA public key")  # noqa: TRY004
+        raise ValueError("client.token.rsa_public_key does not hold an RSA public key")
     return key
 
 
 def _load_ec_key(pem: str) -> tuple[EllipticCurvePublicKey, str]:
     key = _load_public_key(pem, "ecdsa_public_key")
     if not isinstance(key, EllipticCurvePublicKey):
-        raise ValueError("client.token.ecdsa_public_key does not hold an EC public key")  # noqa: TRY004
+        raise ValueError("client.token.ecdsa_public_key does not hold an EC public key")
     algorithm = _EC_ALGORITHM_BY_CURVE.get(key.curve.name)
     if algorithm is None:
         raise ValueError(
