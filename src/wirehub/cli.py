@@ -32,7 +32,7 @@ __all__ = ["main"]
 logger = logging.getLogger("wirehub")
 
 # uvicorn's time to wait for connections to close after every client got 3001.
-_SHUTDOWN_TIMEOUT = 30.0
+_SHUTDOWN_TIMEOUT = 30
 
 
 def _fail(message: str) -> NoReturn:

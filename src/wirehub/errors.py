@@ -66,7 +66,7 @@ class ClientError(Exception):
         return f"ClientError({self.code}, {self.message!r}, temporary={self.temporary})"
 
 
-class Disconnect(Exception):  # noqa: N818 - the protocol's own name for the outcome
+class Disconnect(Exception):
     """Close the connection with a code and a non-empty reason.
 
     Codes 3000-3499 and 4000-4499 advise the SDK to reconnect; 3500-3999 and

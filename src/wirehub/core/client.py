@@ -116,6 +116,10 @@ class Client:
         return f"<Client {self.id} user={self.user!r} {self.state.value}>"
 
     @property
+    def closed(self) -> bool:
+        return self.state is ClientState.CLOSED
+
+    @property
     def info(self) -> ClientInfo:
         """This client as others see it, without channel info."""
         return ClientInfo(user=self.user, client=self.id, conn_info=self._conn_info or EMPTY)
@@ -311,7 +315,7 @@ class Client:
             # The SDK closes and retries; any further command from here is a 3501.
             self._connect_failed = True
             raise
-        if self.state is ClientState.CLOSED:
+        if self.closed:  # the connection ended while the handler ran
             return
         self.user = credentials.user
         self._conn_info = _payload_or_none(credentials.info)

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, NamedTuple, Self, TypeVar
 
@@ -327,8 +327,8 @@ class Node:
 
     # Tasks.
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task = self.loop.create_task(coro)
+    def _spawn(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work, loop=self.loop)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 

@@ -16,14 +16,20 @@ __all__ = ["Codec", "get_codec"]
 class Codec(Protocol):
     """Turns frames into commands and replies into bytes. Stateless and pure."""
 
-    name: str
-    """``"json"`` or ``"protobuf"``: the key fan-out uses to encode once per codec."""
+    @property
+    def name(self) -> str:
+        """``"json"`` or ``"protobuf"``: the key fan-out uses to encode once per codec."""
+        ...
 
-    binary: bool
-    """Whether frames go out as binary (Protobuf) or text (JSON) WebSocket messages."""
+    @property
+    def binary(self) -> bool:
+        """Whether frames go out as binary (Protobuf) or text (JSON) WebSocket messages."""
+        ...
 
-    ping: bytes
-    """The encoded server ping, an empty Reply."""
+    @property
+    def ping(self) -> bytes:
+        """The encoded server ping, an empty Reply."""
+        ...
 
     def decode_commands(self, frame: bytes) -> list[Command]:
         """Decode every command in a frame, in order.

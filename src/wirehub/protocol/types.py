@@ -68,19 +68,19 @@ class _Message(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
 # Shared types.
 
 
-class ClientInfo(_Message):
+class ClientInfo(_Message, frozen=True):
     user: str
     client: str
     conn_info: Raw = EMPTY_RAW
     chan_info: Raw = EMPTY_RAW
 
 
-class StreamPosition(_Message):
+class StreamPosition(_Message, frozen=True):
     offset: Uint64 = 0
     epoch: str = ""
 
 
-class Publication(_Message):
+class Publication(_Message, frozen=True):
     data: Raw
     info: ClientInfo | None = None
     offset: Uint64 = 0
@@ -90,7 +90,7 @@ class Publication(_Message):
 # Requests (client to server).
 
 
-class SubscribeRequest(_Message):
+class SubscribeRequest(_Message, frozen=True):
     channel: str = ""
     token: str = ""
     recover: bool = False
@@ -105,7 +105,7 @@ class SubscribeRequest(_Message):
     type: Int32 = 0
 
 
-class ConnectRequest(_Message):
+class ConnectRequest(_Message, frozen=True):
     token: str = ""
     data: Raw = EMPTY_RAW
     subs: dict[str, SubscribeRequest] | None = None
@@ -114,49 +114,49 @@ class ConnectRequest(_Message):
     headers: dict[str, str] | None = None
 
 
-class UnsubscribeRequest(_Message):
+class UnsubscribeRequest(_Message, frozen=True):
     channel: str = ""
 
 
-class PublishRequest(_Message):
+class PublishRequest(_Message, frozen=True):
     channel: str = ""
     data: Raw = EMPTY_RAW
 
 
-class PresenceRequest(_Message):
+class PresenceRequest(_Message, frozen=True):
     channel: str = ""
 
 
-class PresenceStatsRequest(_Message):
+class PresenceStatsRequest(_Message, frozen=True):
     channel: str = ""
 
 
-class HistoryRequest(_Message):
+class HistoryRequest(_Message, frozen=True):
     channel: str = ""
     limit: Int32 = 0
     since: StreamPosition | None = None
     reverse: bool = False
 
 
-class RPCRequest(_Message):
+class RPCRequest(_Message, frozen=True):
     data: Raw = EMPTY_RAW
     method: str = ""
 
 
-class SendRequest(_Message):
+class SendRequest(_Message, frozen=True):
     data: Raw = EMPTY_RAW
 
 
-class RefreshRequest(_Message):
+class RefreshRequest(_Message, frozen=True):
     token: str = ""
 
 
-class SubRefreshRequest(_Message):
+class SubRefreshRequest(_Message, frozen=True):
     channel: str = ""
     token: str = ""
 
 
-class Command(_Message):
+class Command(_Message, frozen=True):
     """One client command. An empty command (id 0, nothing set) is a pong."""
 
     id: Uint32 = 0
@@ -177,13 +177,13 @@ class Command(_Message):
 # Results (server to client).
 
 
-class Error(_Message):
+class Error(_Message, frozen=True):
     code: Uint32
     message: str
     temporary: bool = False
 
 
-class SubscribeResult(_Message):
+class SubscribeResult(_Message, frozen=True):
     expires: bool = False
     ttl: Uint32 = 0
     recoverable: bool = False
@@ -196,7 +196,7 @@ class SubscribeResult(_Message):
     was_recovering: bool = False
 
 
-class ConnectResult(_Message):
+class ConnectResult(_Message, frozen=True):
     client: str = ""
     version: str = ""
     expires: bool = False
@@ -210,35 +210,35 @@ class ConnectResult(_Message):
     time: Int64 = 0
 
 
-class UnsubscribeResult(_Message):
+class UnsubscribeResult(_Message, frozen=True):
     pass
 
 
-class PublishResult(_Message):
+class PublishResult(_Message, frozen=True):
     pass
 
 
 # Pushes (server to client, no id).
 
 
-class Join(_Message):
+class Join(_Message, frozen=True):
     info: ClientInfo
 
 
-class Leave(_Message):
+class Leave(_Message, frozen=True):
     info: ClientInfo
 
 
-class Unsubscribe(_Message):
+class Unsubscribe(_Message, frozen=True):
     code: Uint32 = 0
     reason: str = ""
 
 
-class Message(_Message):
+class Message(_Message, frozen=True):
     data: Raw
 
 
-class Push(_Message):
+class Push(_Message, frozen=True):
     channel: str = ""
     pub: Publication | None = None
     join: Join | None = None
@@ -247,7 +247,7 @@ class Push(_Message):
     message: Message | None = None
 
 
-class Reply(_Message):
+class Reply(_Message, frozen=True):
     """An answer to a command (``id`` > 0) or a push. All fields unset = server ping."""
 
     id: Uint32 = 0

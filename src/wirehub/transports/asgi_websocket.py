@@ -106,11 +106,15 @@ class AsgiWebSocketTransport:
             self.client.resume_writing()
 
 
-async def serve_websocket(node: Node, origins: OriginCheck, scope: Scope, receive: Receive, send: Send) -> None:
+async def serve_websocket(
+    node: Node, origins: OriginCheck, scope: Scope, receive: Receive, send: Send
+) -> None:
     """Run one ASGI WebSocket connection against ``node``."""
     if (await receive())["type"] != "websocket.connect":
         return
-    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    headers = {
+        k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
+    }
     if not origins.allows(headers.get("origin"), headers.get("host")):
         # Closing before accepting makes the server answer the handshake with 403.
         await send({"type": "websocket.close", "code": 1008})
@@ -134,7 +138,9 @@ async def serve_websocket(node: Node, origins: OriginCheck, scope: Scope, receiv
         await asyncio.gather(writer, return_exceptions=True)
 
 
-async def _read(transport: AsgiWebSocketTransport, client: Client, receive: Receive, limit: int) -> None:
+async def _read(
+    transport: AsgiWebSocketTransport, client: Client, receive: Receive, limit: int
+) -> None:
     while True:
         await transport.wait_readable()
         message = await receive()
