@@ -6,6 +6,7 @@ from wirehub.auth.jwt import JwtVerifier
 from wirehub.config import TokenConfig
 from wirehub.core.events import Credentials, TokenVerifier
 from wirehub.core.payload import to_raw
+from wirehub.errors import DISCONNECT_INVALID_TOKEN, Disconnect
 
 __all__ = ["JwtConnectVerifier", "connect_verifier_from_config"]
 
@@ -18,7 +19,11 @@ class JwtConnectVerifier:
 
     def verify_connect(self, token: str) -> Credentials:
         claims = self._verifier.verify_connect_token(token)
-        info = to_raw(claims.info) if claims.info else None
+        try:
+            info = to_raw(claims.info) if claims.info else None
+        except ValueError:
+            # b64info holding binary: JSON clients could never be sent it.
+            raise Disconnect(DISCONNECT_INVALID_TOKEN.code, DISCONNECT_INVALID_TOKEN.reason) from None
         return Credentials(user=claims.user, info=info, expire_at=claims.expire_at)
 
 

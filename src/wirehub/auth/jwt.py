@@ -10,8 +10,8 @@ Security rules (``reliability.md`` J1-J3, J6, J8):
 2. ``none`` and every other algorithm, or one whose key is not configured, are invalid.
 3. ``exp``/``nbf`` are checked here against an injectable clock, after the signature:
    only an authentic token can earn "token expired" (109) instead of "invalid".
-4. ``aud``/``iss`` are verified only when configured, and then required. ``iat`` and
-   ``jti`` values are not checked.
+4. ``aud``/``iss`` are verified only when configured, and then required. ``iat`` is
+   not checked; ``sub`` and ``jti``, when present, must be strings.
 5. The token never appears in an exception message, a chained cause, or a log.
 
 Nothing here does I/O or imports asyncio.
@@ -20,7 +20,6 @@ Nothing here does I/O or imports asyncio.
 from __future__ import annotations
 
 import base64
-import binascii
 import math
 import time
 from collections.abc import Callable
@@ -121,7 +120,8 @@ class JwtVerifier:
         clock: returns the current Unix time; tests pass a fake one.
 
     Raises:
-        ValueError: a configured PEM key can't be loaded or is of the wrong kind.
+        ValueError: a configured key can't be loaded or is of the wrong kind (a public
+            key as the HMAC secret included); the message names the option.
     """
 
     def __init__(self, config: TokenConfig, *, clock: Callable[[], float] = time.time) -> None:
@@ -151,7 +151,7 @@ class JwtVerifier:
         """Build a verifier, or return ``None`` when no key is configured at all.
 
         Raises:
-            ValueError: a configured PEM key can't be loaded or is of the wrong kind.
+            ValueError: as for the constructor.
         """
         if not (config.hmac_secret_key or config.rsa_public_key or config.ecdsa_public_key):
             return None
@@ -356,7 +356,7 @@ def _payload(claims: dict[str, Any], name: str, b64_name: str) -> bytes:
         try:
             # Strict, like Go's base64.StdEncoding: junk characters are an error.
             return base64.b64decode(encoded, validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or non-ASCII text
             raise _InvalidTokenError(f"claim {b64_name} is not base64") from None
     value = claims.get(name)
     if value is None:
