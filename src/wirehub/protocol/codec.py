@@ -49,9 +49,13 @@ class Codec(Protocol):
 
 
 def get_codec(name: str) -> Codec:
-    """Return the codec for ``"json"``; raises ``ValueError`` for an unknown name."""
+    """Return the codec called ``name``; ``ValueError`` for an unknown one."""
     if name == "json":
         from wirehub.protocol.json_codec import JSON_CODEC
 
         return JSON_CODEC
-    raise ValueError(f"unknown codec {name!r}; expected 'json'")
+    if name == "protobuf":
+        from wirehub.protocol.protobuf_codec import PROTOBUF_CODEC
+
+        return PROTOBUF_CODEC
+    raise ValueError(f"unknown codec {name!r}; expected 'json' or 'protobuf'")
