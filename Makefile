@@ -5,7 +5,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
-NPM_INSTALLED := demo/node_modules/.installed tests/interop/js/node_modules/.installed
+# bench/ is in: tests/test_bench_smoke.py runs the harness in a few seconds.
+NPM_INSTALLED := demo/node_modules/.installed tests/interop/js/node_modules/.installed \
+	bench/node_modules/.installed
 
 .PHONY: serve test lint style types pytest clean
 
@@ -40,4 +42,15 @@ $(INSTALLED): pyproject.toml | $(BIN)/python
 	@touch $@
 
 clean:
-	rm -rf $(VENV) demo/node_modules tests/interop/js/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo/node_modules tests/interop/js/node_modules bench/node_modules .pytest_cache .mypy_cache .ruff_cache
+
+# Benchmark: wirehub vs its peers, same run, as ratios (bench/README.md). Writes
+# bench/RESULTS.md and bench/charts/*.png. Takes a while; `make bench-smoke` takes seconds.
+.PHONY: bench bench-smoke
+
+bench: $(INSTALLED) bench/node_modules/.installed
+	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
+	$(BIN)/python bench/run.py --scenario all --rounds 3 $(BENCH_ARGS)
+
+bench-smoke: $(INSTALLED) bench/node_modules/.installed
+	$(BIN)/python bench/run.py --smoke

@@ -1,0 +1,306 @@
+// wirehub bench load generator (Node 20 + ws). Driven by bench/run.py:
+//
+//   node bench/loadgen.mjs '<json options>'
+//
+// Options: { proto: "raw" | "centrifugo" | "socketio", url, clients, scenario:
+// "fanout" | "latency", messages, rate (latency: publications/s), payload (bytes of
+// padding), timeout (s, bound on the measured phase), concurrency (connects in flight),
+// channel }.
+//
+// Protocol with the orchestrator: it writes "READY {json}" on stdout once every client is
+// connected and subscribed, waits for "GO" on stdin, runs the scenario and writes
+// "RESULT {json}". Progress and errors go to stderr. It exits on "EXIT", on stdin EOF, or
+// by itself after the result plus a grace period.
+//
+// Subscribers speak, per proto:
+//   raw        plain WebSocket; every message received is one publication
+//   centrifugo {"connect":{},"id":1}, {"subscribe":{"channel":...},"id":2}; counts
+//              {"push":...} messages (a frame may hold several, joined by "\n"); answers
+//              server pings {} with {}
+//   socketio   engine.io v4 / socket.io v5 spoken directly over ws (lean, so the loadgen is
+//              not the bottleneck): "40" connect, 421["join","bench"] with ack, counts
+//              42["msg",...]; answers engine.io pings "2" with "3"
+// The publisher is one extra connection that is not subscribed:
+//   raw        sends the payload as a text message; the server broadcasts it
+//   centrifugo sends {"publish":{"channel":...,"data":payload},"id":n} (the server replies)
+//   socketio   a socket.io-client socket emitting "pub" with the payload; the server emits
+//              it to the room
+// Every payload is {"i": sequence, "t": performance.now() at send, "p": padding}.
+
+import { performance } from 'node:perf_hooks';
+import readline from 'node:readline';
+import WebSocket from 'ws';
+import { io as ioClient } from 'socket.io-client';
+
+const opts = {
+  proto: 'raw', url: 'ws://127.0.0.1:8000/', clients: 10, scenario: 'fanout',
+  messages: 100, rate: 20, payload: 64, timeout: 60, concurrency: 100,
+  channel: 'chat:bench', room: 'bench',
+  ...JSON.parse(process.argv[2] ?? '{}'),
+};
+const C = opts.clients;
+const N = opts.messages;
+const LATENCY = opts.scenario === 'latency';
+const WS_OPTIONS = { perMessageDeflate: false, maxPayload: 16 * 1024 * 1024 };
+
+const log = (msg) => process.stderr.write(`loadgen: ${msg}\n`);
+const out = (tag, obj) => process.stdout.write(`${tag} ${JSON.stringify(obj)}\n`);
+
+// ---- delivery accounting ---------------------------------------------------------------
+let delivered = 0;
+let clientsDone = 0;
+let tFirstSend = 0;
+let tLastDelivery = 0;
+let onAllDelivered = null;
+const latencies = LATENCY ? new Float64Array(C * N) : null;
+let nLat = 0;
+
+function deliveredTo(client, payloadText) {
+  client.count++;
+  delivered++;
+  if (LATENCY) {
+    const now = performance.now();
+    let t;
+    try { t = JSON.parse(payloadText).t; } catch { t = undefined; }
+    if (typeof t === 'number' && nLat < latencies.length) latencies[nLat++] = now - t;
+  }
+  if (client.count === N) {
+    clientsDone++;
+    if (clientsDone === C) {
+      tLastDelivery = performance.now();
+      if (onAllDelivered) onAllDelivered();
+    }
+  }
+}
+
+// ---- subscribers -----------------------------------------------------------------------
+// Each opens a socket and calls ready() once it is subscribed, or fail(err).
+function subscriber(ready, fail) {
+  const client = { count: 0, ws: null, subscribed: false };
+  const ws = new WebSocket(opts.url, WS_OPTIONS);
+  client.ws = ws;
+  const done = (err) => {
+    if (client.subscribed) return;
+    if (err) { fail(err); return; }
+    client.subscribed = true;
+    ready(client);
+  };
+  ws.on('error', (err) => { if (!client.subscribed) done(err); });
+  ws.on('close', (code) => {
+    if (!client.subscribed) done(new Error(`closed ${code} before subscribed`));
+    else if (!closing) lostConnections++;
+  });
+  if (opts.proto === 'raw') {
+    ws.on('open', () => done());
+    ws.on('message', (data) => deliveredTo(client, LATENCY ? data.toString() : null));
+  } else if (opts.proto === 'centrifugo') {
+    ws.on('open', () => ws.send('{"connect":{},"id":1}'));
+    ws.on('message', (data) => {
+      const text = data.toString();
+      const parts = text.indexOf('\n') === -1 ? [text] : text.split('\n');
+      for (const part of parts) {
+        if (part.startsWith('{"push"')) {
+          if (LATENCY) {
+            const msg = JSON.parse(part);
+            const pub = msg.push.pub;
+            if (pub) deliveredTo(client, JSON.stringify(pub.data));
+          } else {
+            deliveredTo(client, null);
+          }
+        } else if (part === '{}') {
+          ws.send('{}');
+        } else if (part.length > 0) {
+          const reply = JSON.parse(part);
+          if (reply.error) done(new Error(`centrifugo error ${JSON.stringify(reply.error)}`));
+          else if (reply.id === 1) {
+            ws.send(JSON.stringify({ subscribe: { channel: opts.channel }, id: 2 }));
+          } else if (reply.id === 2) done();
+        }
+      }
+    });
+  } else if (opts.proto === 'socketio') {
+    ws.on('message', (data) => {
+      const text = data.toString();
+      if (text.startsWith('42')) {
+        // 42["msg",{...}]: the payload object starts after the event name.
+        deliveredTo(client, LATENCY ? text.slice(text.indexOf(',') + 1, -1) : null);
+      } else if (text === '2') {
+        ws.send('3');
+      } else if (text.startsWith('0')) {
+        ws.send('40');
+      } else if (text.startsWith('40')) {
+        ws.send(`421${JSON.stringify(['join', opts.room])}`);
+      } else if (text.startsWith('431')) {
+        done();
+      } else if (text.startsWith('44')) {
+        done(new Error(`socket.io connect error ${text}`));
+      }
+    });
+  } else {
+    throw new Error(`unknown proto ${opts.proto}`);
+  }
+  return client;
+}
+
+let closing = false;
+let lostConnections = 0;
+
+function connectAll() {
+  return new Promise((resolve, reject) => {
+    const clients = [];
+    let started = 0;
+    let inFlight = 0;
+    let failed = 0;
+    let lastReport = performance.now();
+    const pump = () => {
+      while (inFlight < opts.concurrency && started < C) {
+        started++;
+        inFlight++;
+        subscriber((client) => {
+          inFlight--;
+          clients.push(client);
+          const now = performance.now();
+          if (now - lastReport > 2000) {
+            lastReport = now;
+            log(`${clients.length}/${C} subscribed`);
+          }
+          if (clients.length === C) resolve(clients);
+          else pump();
+        }, (err) => {
+          inFlight--;
+          failed++;
+          if (failed <= 3) log(`connect failed: ${err.message ?? err}`);
+          reject(new Error(`${failed} connection(s) failed: ${err.message ?? err}`));
+        });
+      }
+    };
+    pump();
+  });
+}
+
+// ---- publisher -------------------------------------------------------------------------
+async function publisher() {
+  const padding = 'x'.repeat(opts.payload);
+  const payload = (i) => `{"i":${i},"t":${performance.now()},"p":"${padding}"}`;
+  if (opts.proto === 'socketio') {
+    const httpUrl = opts.url.replace(/^ws/, 'http').replace(/\/socket\.io\/.*$/, '');
+    const socket = ioClient(httpUrl, { transports: ['websocket'], reconnection: false });
+    await new Promise((resolve, reject) => {
+      socket.on('connect', resolve);
+      socket.on('connect_error', reject);
+    });
+    return { send: (i) => socket.emit('pub', JSON.parse(payload(i))), close: () => socket.close() };
+  }
+  const ws = new WebSocket(opts.url, WS_OPTIONS);
+  await new Promise((resolve, reject) => { ws.on('open', resolve); ws.on('error', reject); });
+  if (opts.proto === 'centrifugo') {
+    let publishErrors = 0;
+    await new Promise((resolve, reject) => {
+      ws.on('message', (data) => {
+        for (const part of data.toString().split('\n')) {
+          if (part === '{}') { ws.send('{}'); continue; }
+          const reply = JSON.parse(part);
+          if (reply.id === 1) { if (reply.error) reject(new Error(JSON.stringify(reply.error))); else resolve(); }
+          else if (reply.error && ++publishErrors <= 3) log(`publish error ${JSON.stringify(reply.error)}`);
+        }
+      });
+      ws.send('{"connect":{},"id":1}');
+    });
+    const channel = JSON.stringify(opts.channel);
+    return {
+      send: (i) => ws.send(`{"publish":{"channel":${channel},"data":${payload(i)}},"id":${i + 2}}`),
+      close: () => ws.close(),
+    };
+  }
+  ws.on('message', () => {});
+  return { send: (i) => ws.send(payload(i)), close: () => ws.close() };
+}
+
+// ---- scenarios -------------------------------------------------------------------------
+function waitAllDelivered(deadline) {
+  return new Promise((resolve) => {
+    if (clientsDone === C) { resolve(true); return; }
+    const timer = setTimeout(() => resolve(false), Math.max(0, deadline - performance.now()));
+    onAllDelivered = () => { clearTimeout(timer); resolve(true); };
+  });
+}
+
+async function runFanout(pub) {
+  tFirstSend = performance.now();
+  for (let i = 0; i < N; i++) pub.send(i);
+  return waitAllDelivered(tFirstSend + opts.timeout * 1000);
+}
+
+async function runLatency(pub) {
+  const interval = 1000 / opts.rate;
+  tFirstSend = performance.now();
+  for (let i = 0; i < N; i++) {
+    const due = tFirstSend + i * interval;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    pub.send(i);
+  }
+  return waitAllDelivered(performance.now() + Math.min(opts.timeout, 10) * 1000);
+}
+
+function percentile(sorted, q) {
+  if (sorted.length === 0) return null;
+  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[idx];
+}
+
+function waitForLine(rl, expected) {
+  return new Promise((resolve, reject) => {
+    const onLine = (line) => {
+      if (line.trim() === expected) { rl.off('line', onLine); resolve(); }
+    };
+    rl.on('line', onLine);
+    rl.once('close', () => reject(new Error(`stdin closed before ${expected}`)));
+  });
+}
+
+async function main() {
+  const rl = readline.createInterface({ input: process.stdin });
+  rl.on('close', () => { if (!closing) process.exit(3); });
+  const t0 = performance.now();
+  const clients = await connectAll();
+  const connectSeconds = (performance.now() - t0) / 1000;
+  const pub = await publisher();
+  out('READY', { clients: clients.length, connect_s: connectSeconds });
+  await waitForLine(rl, 'GO');
+
+  const cpu0 = process.cpuUsage();
+  const wall0 = performance.now();
+  const complete = LATENCY ? await runLatency(pub) : await runFanout(pub);
+  const end = complete ? tLastDelivery : performance.now();
+  const cpu = process.cpuUsage(cpu0);
+  const wall = (performance.now() - wall0) / 1000;
+  const elapsed = (end - tFirstSend) / 1000;
+
+  const result = {
+    proto: opts.proto, scenario: opts.scenario, clients: C, messages: N,
+    expected: C * N, delivered, complete, lost_connections: lostConnections,
+    elapsed_s: elapsed, deliveries_per_s: delivered / elapsed, connect_s: connectSeconds,
+    loadgen_cpu_s: (cpu.user + cpu.system) / 1e6, loadgen_wall_s: wall,
+  };
+  if (LATENCY) {
+    const sorted = latencies.slice(0, nLat).sort();
+    result.latency_samples = nLat;
+    result.p50_ms = percentile(sorted, 0.5);
+    result.p99_ms = percentile(sorted, 0.99);
+    result.max_ms = percentile(sorted, 1);
+  }
+  out('RESULT', result);
+
+  closing = true;
+  pub.close();
+  for (const c of clients) c.ws.terminate();
+  // Give the orchestrator a moment to read the result, then leave regardless.
+  setTimeout(() => process.exit(0), 2000).unref();
+  waitForLine(rl, 'EXIT').then(() => process.exit(0), () => process.exit(0));
+}
+
+main().catch((err) => {
+  log(`fatal: ${err.stack ?? err}`);
+  process.exit(1);
+});

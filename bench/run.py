@@ -1,0 +1,748 @@
+"""wirehub bench orchestrator: wirehub and its peers measured in the same run, as ratios.
+
+    python bench/run.py --setup                      # npm ci + pip install -r requirements
+    python bench/run.py --scenario all --rounds 3    # what `make bench` runs
+    python bench/run.py --scenario fanout --clients 1000 --rounds 3 --stacks wirehub node-ws
+    python bench/run.py --smoke                      # seconds; CI keeps the harness working
+
+Each server runs pinned to core 0 (taskset -c 0), the Node load generator (loadgen.mjs)
+to core 1. Server CPU is read from /proc/<pid>/stat (utime+stime) over the measured
+window, RSS from /proc/<pid>/status. Within a round every stack is measured once, in an
+order rotated from round to round; each figure is the median over rounds, and each ratio
+the median of per-round ratios against Node ws and python-socketio from the same round.
+See bench/README.md.
+"""
+
+# ruff: noqa: RUF001  (the report is meant to print multiplication signs and dashes)
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+RESULTS_DIR = BENCH / "results"  # raw JSON and server logs; not committed
+CHARTS_DIR = BENCH / "charts"
+PYTHON = sys.executable
+NODE = shutil.which("node") or "node"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+SERVER_CORE = "0"
+LOADGEN_CORE = "1"
+
+
+# ---- stacks ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Stack:
+    name: str
+    label: str
+    proto: str  # what the loadgen speaks: raw | centrifugo | socketio
+    argv: tuple[str, ...]  # "{port}" is replaced
+    path: str  # URL path of the WebSocket endpoint
+
+    def command(self, port: int) -> list[str]:
+        return [arg.replace("{port}", str(port)) for arg in self.argv]
+
+    def url(self, port: int) -> str:
+        return f"ws://127.0.0.1:{port}{self.path}"
+
+
+def _wirehub_bin() -> str:
+    candidate = Path(PYTHON).with_name("wirehub")
+    return str(candidate) if candidate.exists() else "wirehub"
+
+
+STACKS: dict[str, Stack] = {
+    stack.name: stack
+    for stack in (
+        Stack(
+            "wirehub",
+            "wirehub (standalone)",
+            "centrifugo",
+            (
+                _wirehub_bin(),
+                "serve",
+                "--config",
+                str(BENCH / "wirehub.toml"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "{port}",
+            ),
+            "/connection/websocket",
+        ),
+        Stack(
+            "wirehub-embedded",
+            "wirehub (FastAPI, stock uvicorn)",
+            "centrifugo",
+            (PYTHON, str(BENCH / "embedded_app.py"), "--port", "{port}"),
+            "/rt/connection/websocket",
+        ),
+        Stack(
+            "node-ws", "Node ws", "raw", (NODE, str(BENCH / "peers/ws_server.mjs"), "{port}"), "/"
+        ),
+        Stack(
+            "node-socketio",
+            "Node socket.io",
+            "socketio",
+            (NODE, str(BENCH / "peers/socketio_server.mjs"), "{port}"),
+            "/socket.io/?EIO=4&transport=websocket",
+        ),
+        Stack(
+            "python-socketio",
+            "python-socketio (uvicorn)",
+            "socketio",
+            (PYTHON, str(BENCH / "peers/socketio_server.py"), "--port", "{port}"),
+            "/socket.io/?EIO=4&transport=websocket",
+        ),
+        Stack(
+            "websockets",
+            "websockets broadcast()",
+            "raw",
+            (PYTHON, str(BENCH / "peers/websockets_server.py"), "--port", "{port}"),
+            "/",
+        ),
+    )
+}
+REFERENCES = ("node-ws", "python-socketio")
+
+
+# ---- /proc -------------------------------------------------------------------------------
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of the whole process (all threads), in seconds."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def raise_fd_limit(needed: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, needed)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < needed:
+        raise SystemExit(f"bench: need {needed} file descriptors, the hard limit is {hard}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pinned(core: str, argv: list[str]) -> list[str]:
+    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+        return ["taskset", "-c", core, *argv]
+    return argv
+
+
+# ---- processes ---------------------------------------------------------------------------
+def stop_group(proc: subprocess.Popen[Any], wait: float = 10.0) -> None:
+    """SIGTERM the process group, SIGKILL it if it lingers."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+    else:
+        # The leader is gone; make sure nothing else of its group survives.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def server(stack: Stack, log_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    port = free_port()
+    log = log_path.open("wb")
+    proc = subprocess.Popen(
+        pinned(SERVER_CORE, stack.command(port)),
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        start_new_session=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{stack.name} exited with {proc.returncode}: {tail(log_path)}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{stack.name} did not listen within 30 s: {tail(log_path)}")
+            time.sleep(0.05)
+        yield proc, port
+    finally:
+        stop_group(proc)
+        log.close()
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+class LoadGen:
+    """bench/loadgen.mjs pinned to the other core; READY / GO / RESULT over pipes."""
+
+    def __init__(self, options: dict[str, Any], log_path: Path) -> None:
+        self.log = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            pinned(LOADGEN_CORE, [NODE, str(BENCH / "loadgen.mjs"), json.dumps(options)]),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            cwd=BENCH,
+            start_new_session=True,
+        )
+        self.log_path = log_path
+        self._lines: list[bytes] = []
+        self._cond = threading.Condition()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._cond:
+                self._lines.append(line)
+                self._cond.notify_all()
+        with self._cond:
+            self._lines.append(b"")  # EOF
+            self._cond.notify_all()
+
+    def expect(self, tag: str, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                while self._lines:
+                    line = self._lines.pop(0)
+                    if not line:
+                        raise RuntimeError(f"loadgen exited before {tag}: {tail(self.log_path)}")
+                    text = line.decode(errors="replace").strip()
+                    if text.startswith(tag + " "):
+                        result: dict[str, Any] = json.loads(text[len(tag) + 1 :])
+                        return result
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise RuntimeError(
+                        f"loadgen: no {tag} within {timeout:.0f} s: {tail(self.log_path)}"
+                    )
+                self._cond.wait(left)
+
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            self.proc.stdin.write(line.encode() + b"\n")
+            self.proc.stdin.flush()
+
+    def close(self) -> None:
+        self.send("EXIT")
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(5)
+        stop_group(self.proc, wait=2)
+        if self.proc.stdin:
+            with contextlib.suppress(BrokenPipeError):
+                self.proc.stdin.close()
+        self.log.close()
+
+
+# ---- one measurement ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Case:
+    scenario: str  # fanout | latency
+    clients: int
+    messages: int
+    rate: float = 0.0  # latency: publications per second
+
+    @property
+    def key(self) -> str:
+        return f"{self.scenario}-c{self.clients}"
+
+    @property
+    def title(self) -> str:
+        if self.scenario == "fanout":
+            return (
+                f"FANOUT, C = {self.clients} subscribers of one channel, burst of {self.messages}"
+            )
+        duration = self.messages / self.rate
+        return (
+            f"LATENCY, C = {self.clients} subscribers, {self.rate:g} publications/s for "
+            f"{duration:g} s"
+        )
+
+
+def measure(stack: Stack, case: Case, args: argparse.Namespace, tag: str) -> dict[str, Any]:
+    logs = args.results_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    options = {
+        "proto": stack.proto,
+        "clients": case.clients,
+        "scenario": case.scenario,
+        "messages": case.messages,
+        "rate": case.rate or 20,
+        "payload": args.payload,
+        "timeout": args.timeout,
+        "concurrency": args.concurrency,
+    }
+    with server(stack, logs / f"{tag}-{stack.name}-server.log") as (proc, port):
+        time.sleep(0.3)  # let it settle after binding
+        rss_base = rss_bytes(proc.pid)
+        cpu_connect0 = cpu_seconds(proc.pid)
+        loadgen = LoadGen(
+            {**options, "url": stack.url(port)}, logs / f"{tag}-{stack.name}-loadgen.log"
+        )
+        try:
+            ready = loadgen.expect("READY", 30 + case.clients / 50)
+            cpu_connect = cpu_seconds(proc.pid) - cpu_connect0
+            time.sleep(0.5)  # connection bookkeeping settles before the idle RSS reading
+            rss_ready = rss_bytes(proc.pid)
+            cpu0 = cpu_seconds(proc.pid)
+            loadgen.send("GO")
+            result = loadgen.expect("RESULT", args.timeout + 30)
+            cpu = cpu_seconds(proc.pid) - cpu0
+            rss_after = rss_bytes(proc.pid)
+        finally:
+            loadgen.close()
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"{stack.name} died during the run: {tail(logs / f'{tag}-{stack.name}-server.log')}"
+            )
+    delivered = result["delivered"]
+    return {
+        "stack": stack.name,
+        "complete": result["complete"],
+        "delivered": delivered,
+        "expected": result["expected"],
+        "lost_connections": result["lost_connections"],
+        "deliveries_per_s": result["deliveries_per_s"],
+        "elapsed_s": result["elapsed_s"],
+        "server_cpu_s": cpu,
+        "us_per_delivery": cpu / delivered * 1e6 if delivered else None,
+        "server_cpu_pct": 100 * cpu / result["loadgen_wall_s"]
+        if result["loadgen_wall_s"]
+        else None,
+        "loadgen_cpu_pct": 100 * result["loadgen_cpu_s"] / result["loadgen_wall_s"]
+        if result["loadgen_wall_s"]
+        else None,
+        "p50_ms": result.get("p50_ms"),
+        "p99_ms": result.get("p99_ms"),
+        "rss_base_mib": rss_base / 2**20,
+        "rss_ready_mib": rss_ready / 2**20,
+        "rss_after_mib": rss_after / 2**20,
+        "rss_per_1000_mib": (rss_ready - rss_base) / 2**20 / case.clients * 1000,
+        "connects_per_s": case.clients / ready["connect_s"],
+        "us_per_connect": cpu_connect / case.clients * 1e6,
+    }
+
+
+# ---- statistics and report ---------------------------------------------------------------
+# metric -> (heading, True when higher is better, format)
+METRICS: dict[str, tuple[str, bool, str]] = {
+    "deliveries_per_s": ("deliveries/s", True, "{:,.0f}"),
+    "us_per_delivery": ("server CPU µs/delivery", False, "{:.2f}"),
+    "p50_ms": ("p50 ms", False, "{:.2f}"),
+    "p99_ms": ("p99 ms", False, "{:.2f}"),
+    "rss_per_1000_mib": ("RSS MiB per 1000 subscribed", False, "{:.1f}"),
+    "connects_per_s": ("connect+subscribe/s", True, "{:,.0f}"),
+    "us_per_connect": ("server CPU µs/connect", False, "{:.0f}"),
+    "loadgen_cpu_pct": ("loadgen CPU %", False, "{:.0f}"),
+}
+CASE_COLUMNS = {
+    "fanout": (
+        ("deliveries_per_s", True),
+        ("us_per_delivery", True),
+        ("rss_per_1000_mib", False),
+        ("connects_per_s", False),
+        ("us_per_connect", False),
+        ("loadgen_cpu_pct", False),
+    ),
+    "latency": (
+        ("p50_ms", True),
+        ("p99_ms", True),
+        ("us_per_delivery", True),
+        ("loadgen_cpu_pct", False),
+    ),
+}
+
+
+def median(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def advantage(value: float | None, ref: float | None, higher_better: bool) -> float | None:
+    """How many times better than the reference (> 1: better), whatever the metric's sense."""
+    if value is None or ref is None or value <= 0 or ref <= 0:
+        return None
+    return value / ref if higher_better else ref / value
+
+
+@dataclass
+class CaseResults:
+    case: Case
+    rounds: list[dict[str, dict[str, Any]]] = field(default_factory=list)  # round -> stack -> run
+
+    def stacks(self) -> list[str]:
+        seen: list[str] = []
+        for rnd in self.rounds:
+            seen += [name for name in rnd if name not in seen]
+        return [name for name in STACKS if name in seen]
+
+    def med(self, stack: str, metric: str) -> float | None:
+        return median([rnd[stack].get(metric) for rnd in self.rounds if stack in rnd])
+
+    def ratio(self, stack: str, metric: str, ref: str) -> float | None:
+        higher = METRICS[metric][1]
+        per_round = [
+            advantage(rnd[stack].get(metric), rnd[ref].get(metric), higher)
+            for rnd in self.rounds
+            if stack in rnd and ref in rnd
+        ]
+        return median(per_round)
+
+    def complete(self, stack: str) -> str:
+        runs = [rnd[stack] for rnd in self.rounds if stack in rnd]
+        return f"{sum(1 for r in runs if r['complete'])}/{len(runs)}"
+
+
+def fmt(metric: str, value: float | None) -> str:
+    return "–" if value is None else METRICS[metric][2].format(value)
+
+
+def fmt_ratio(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}×"
+
+
+def case_table(res: CaseResults) -> list[str]:
+    refs = [ref for ref in REFERENCES if ref in res.stacks()]
+    heads = ["stack"]
+    for metric, with_ratios in CASE_COLUMNS[res.case.scenario]:
+        heads.append(METRICS[metric][0])
+        if with_ratios:
+            heads += [f"vs {STACKS[ref].label}" for ref in refs]
+    heads.append("complete rounds")
+    lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+    for name in res.stacks():
+        row = [STACKS[name].label]
+        for metric, with_ratios in CASE_COLUMNS[res.case.scenario]:
+            row.append(fmt(metric, res.med(name, metric)))
+            if with_ratios:
+                row += [fmt_ratio(res.ratio(name, metric, ref)) for ref in refs]
+        row.append(res.complete(name))
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def machine() -> str:
+    model = ""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem = ""
+    with contextlib.suppress(OSError), open("/proc/meminfo", encoding="utf-8") as f:
+        mem = f"{int(f.readline().split()[1]) / 2**20:.1f} GiB RAM"
+    return f"{platform.node() or 'host'}: {model or platform.machine()}, {os.cpu_count()} cores, {mem}, Linux {platform.release()}"
+
+
+def versions() -> str:
+    parts = [f"Python {platform.python_version()}"]
+    with contextlib.suppress(Exception):
+        parts.append(
+            "Node "
+            + subprocess.run(
+                [NODE, "--version"], capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+        )
+    from importlib import metadata
+
+    for dist in ("wirehub", "uvicorn", "websockets", "python-socketio", "fastapi"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            parts.append(f"{dist} {metadata.version(dist)}")
+    for pkg in ("ws", "socket.io"):
+        with contextlib.suppress(OSError, ValueError):
+            version = json.loads((BENCH / "node_modules" / pkg / "package.json").read_text())[
+                "version"
+            ]
+            parts.append(f"{pkg} {version}")
+    return ", ".join(parts)
+
+
+def report(
+    results: list[CaseResults], args: argparse.Namespace, started: dt.datetime, charts: list[Path]
+) -> str:
+    out = [
+        "# wirehub bench results",
+        "",
+        f"- date: {started:%Y-%m-%d %H:%M} UTC, {((dt.datetime.now(dt.UTC) - started).total_seconds()) / 60:.1f} min",
+        f"- machine: {machine()}",
+        f"- versions: {versions()}",
+        f"- command: `{' '.join(shlex.quote(a) for a in ['python', 'bench/run.py', *sys.argv[1:]])}`",
+        f"- rounds: {args.rounds} (figures are medians over rounds; ratios are medians of "
+        "per-round ratios against the reference measured in the same round)",
+        f"- pinning: servers on core {SERVER_CORE}, load generator on core {LOADGEN_CORE} (taskset); "
+        "loopback only",
+        "",
+        'Ratios read "times better than the reference": above 1 is better whatever the metric '
+        "(throughput: stack / reference; CPU, latency, memory: reference / stack).",
+        "",
+    ]
+    if args.note:
+        out += [f"**Note:** {args.note}", ""]
+    for res in results:
+        out += [f"## {res.case.title}", ""]
+        out += case_table(res)
+        out.append("")
+    if charts:
+        out += ["## Charts", ""]
+        out += [f"![{path.stem}](charts/{path.name})" for path in charts]
+        out.append("")
+    out += [
+        "## How to read this",
+        "",
+        "- deliveries/s = C × publications / (first publish sent → last publication received "
+        "by the last client), measured by the load generator.",
+        "- server CPU µs/delivery = server utime+stime (/proc/<pid>/stat) over the measured "
+        "window / publications delivered. Includes handling the publisher's commands.",
+        "- RSS MiB per 1000 subscribed = (RSS once every client is connected and subscribed − "
+        "RSS of the fresh server) / C × 1000 (IDLE MEMORY).",
+        "- connect+subscribe/s: C / time to connect and subscribe every client with "
+        f"{args.concurrency} handshakes in flight (CONNECT RATE); the loadgen's cost is in it.",
+        "- loadgen CPU %: the load generator's CPU over the measured window; near 100 % it, "
+        "not the server, may be the bottleneck.",
+        "- Trigger path: raw peers (Node ws, websockets) broadcast every text message the "
+        'publisher connection sends; socket.io peers emit a "pub" event to the room; wirehub\'s '
+        "publisher is a Centrifugo client sending `publish` commands (answered with a reply). "
+        "Each publication is one WebSocket message from one publisher connection for every stack.",
+        "- A shared 2-core machine is noisy: trust ratios from the same round more than absolute figures.",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def charts_for(results: list[CaseResults]) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    CHARTS_DIR.mkdir(exist_ok=True)
+    written = []
+    for res in results:
+        stacks = res.stacks()
+        labels = [STACKS[s].label for s in stacks]
+        metrics = [m for m, _ in CASE_COLUMNS[res.case.scenario] if m != "loadgen_cpu_pct"]
+        ncols = min(3, len(metrics))
+        nrows = -(-len(metrics) // ncols)
+        fig, grid = plt.subplots(
+            nrows, ncols, figsize=(4.6 * ncols, (0.45 * len(stacks) + 1.2) * nrows), squeeze=False
+        )
+        axes = list(grid.flat)
+        for ax in axes[len(metrics) :]:
+            ax.set_visible(False)
+        for i, (ax, metric) in enumerate(zip(axes, metrics, strict=False)):
+            values = [res.med(s, metric) or 0 for s in stacks]
+            colors = ["tab:blue" if s.startswith("wirehub") else "tab:gray" for s in stacks]
+            ax.barh(labels, values, color=colors)
+            ax.invert_yaxis()
+            heading, higher, _ = METRICS[metric]
+            ax.set_title(f"{heading} ({'higher' if higher else 'lower'} is better)", fontsize=9)
+            ax.tick_params(labelsize=8)
+            if i % ncols:
+                ax.set_yticklabels([])
+        fig.suptitle(res.case.title, fontsize=10)
+        fig.tight_layout()
+        path = CHARTS_DIR / f"{res.case.key}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+# ---- main --------------------------------------------------------------------------------
+def setup() -> None:
+    print("bench setup: npm ci --prefix bench; pip install -r bench/requirements.txt", flush=True)
+    subprocess.run(["npm", "ci", "--prefix", str(BENCH), "--no-audit", "--no-fund"], check=True)
+    subprocess.run(
+        [PYTHON, "-m", "pip", "install", "--quiet", "-r", str(BENCH / "requirements.txt")],
+        check=True,
+    )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="wirehub vs peers, same run, as ratios.")
+    parser.add_argument(
+        "--setup", action="store_true", help="install the bench's dependencies and exit"
+    )
+    parser.add_argument(
+        "--scenario", nargs="+", default=["all"], choices=["fanout", "latency", "all"]
+    )
+    parser.add_argument(
+        "--clients",
+        type=int,
+        nargs="+",
+        help="fanout: C values (default 1000 5000); latency: first value (default 1000)",
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--stacks", nargs="+", choices=list(STACKS), default=list(STACKS))
+    parser.add_argument("--messages", type=int, default=100, help="fanout: publications per burst")
+    parser.add_argument("--rate", type=float, default=20, help="latency: publications per second")
+    parser.add_argument("--duration", type=float, default=10, help="latency: seconds of publishing")
+    parser.add_argument("--payload", type=int, default=64, help="bytes of padding per publication")
+    parser.add_argument("--timeout", type=float, default=60, help="bound on one measured window, s")
+    parser.add_argument("--concurrency", type=int, default=100, help="handshakes in flight")
+    parser.add_argument("--output", type=Path, help="report file (default bench/RESULTS.md)")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="raw JSON and logs")
+    parser.add_argument("--no-charts", action="store_true")
+    parser.add_argument("--note", default="", help="a sentence added at the top of the report")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="seconds: 5 clients, 1 round, wirehub + Node ws, no charts",
+    )
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.clients = args.clients or [5]
+        args.rounds = 1
+        if args.stacks == list(STACKS):
+            args.stacks = ["wirehub", "node-ws"]
+        args.messages = min(args.messages, 10)
+        args.duration = 1.0
+        args.timeout = min(args.timeout, 15)
+        args.no_charts = True
+        args.output = args.output or args.results_dir / "SMOKE.md"
+    args.output = args.output or BENCH / "RESULTS.md"
+    return args
+
+
+def cases(args: argparse.Namespace) -> list[Case]:
+    wanted = {"fanout", "latency"} if "all" in args.scenario else set(args.scenario)
+    out = []
+    if "fanout" in wanted:
+        out += [Case("fanout", c, args.messages) for c in (args.clients or [1000, 5000])]
+    if "latency" in wanted:
+        clients = (args.clients or [1000])[0]
+        out.append(Case("latency", clients, max(1, round(args.rate * args.duration)), args.rate))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.setup:
+        setup()
+        return 0
+    if not (BENCH / "node_modules" / "ws").is_dir():
+        print(
+            "bench: bench/node_modules is missing; run `npm ci --prefix bench` (or `make bench`)",
+            file=sys.stderr,
+        )
+        return 2
+    todo = cases(args)
+    raise_fd_limit(max(c.clients for c in todo) + 1024)
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    started = dt.datetime.now(dt.UTC)
+    results = [CaseResults(case) for case in todo]
+    stacks = [STACKS[name] for name in args.stacks]
+    total = len(todo) * args.rounds * len(stacks)
+    step = 0
+    t0 = time.monotonic()
+    raw: list[dict[str, Any]] = []
+    failures: list[str] = []
+    for rnd in range(args.rounds):
+        for res in results:
+            res.rounds.append({})
+            # Interleave: every stack once per round, in an order rotated each round.
+            order = stacks[rnd % len(stacks) :] + stacks[: rnd % len(stacks)]
+            for stack in order:
+                step += 1
+                prefix = (
+                    f"[{step:>3}/{total}] {time.monotonic() - t0:6.1f}s round {rnd + 1}/{args.rounds} "
+                    f"{res.case.key} {stack.name:<16}"
+                )
+                if sys.stdout.isatty():
+                    print(f"{prefix} ...", end="\r", flush=True)
+                try:
+                    run = measure(stack, res.case, args, f"r{rnd + 1}-{res.case.key}")
+                except (RuntimeError, OSError, ValueError) as exc:
+                    failures.append(f"round {rnd + 1} {res.case.key} {stack.name}: {exc}")
+                    print(f"{prefix} FAILED: {exc}", flush=True)
+                    continue
+                res.rounds[-1][stack.name] = run
+                raw.append({"round": rnd + 1, "case": res.case.key, **run})
+                summary = (
+                    f"{fmt('deliveries_per_s', run['deliveries_per_s'])} deliv/s, "
+                    f"{fmt('us_per_delivery', run['us_per_delivery'])} µs/deliv"
+                )
+                if res.case.scenario == "latency":
+                    summary += f", p50 {fmt('p50_ms', run['p50_ms'])} p99 {fmt('p99_ms', run['p99_ms'])} ms"
+                else:
+                    summary += f", {fmt('rss_per_1000_mib', run['rss_per_1000_mib'])} MiB/1k"
+                summary += f", loadgen {fmt('loadgen_cpu_pct', run['loadgen_cpu_pct'])}%"
+                if not run["complete"]:
+                    summary += f" INCOMPLETE {run['delivered']}/{run['expected']}"
+                print(f"{prefix} {summary}", flush=True)
+    raw_path = args.results_dir / f"{started:%Y%m%dT%H%M%S}.json"
+    raw_path.write_text(json.dumps(raw, indent=1))
+    chart_paths = [] if args.no_charts else charts_for(results)
+    text = report(results, args, started, chart_paths)
+    if failures:
+        text += (
+            "\n## Failed measurements\n\n"
+            + "\n".join(f"- {f.splitlines()[0]}" for f in failures)
+            + "\n"
+        )
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text, encoding="utf-8")
+    print()
+    for res in results:
+        print(res.case.title)
+        print("\n".join(case_table(res)))
+        print()
+    print(f"bench: wrote {args.output} (raw: {raw_path})", flush=True)
+    if failures:
+        print(
+            f"bench: {len(failures)} measurement(s) failed:\n" + "\n".join(failures),
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""The bench harness keeps working: `bench/run.py --smoke` runs wirehub standalone and Node
+ws with a handful of clients for one round and reports numbers for both.
+
+Asserts that it runs, delivers every publication and reports figures; never a timing
+threshold (see bench/README.md).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.server import timeout
+
+pytestmark = pytest.mark.interop
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+NUMBER = re.compile(r"\d[\d,]*(\.\d+)?")
+
+
+def test_bench_smoke_reports_numbers_for_wirehub_and_node_ws(tmp_path: Path) -> None:
+    if not (BENCH / "node_modules" / "ws").is_dir():
+        pytest.fail("bench/node_modules is missing: run `npm ci --prefix bench`")
+    report_path = tmp_path / "SMOKE.md"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "run.py"),
+            "--smoke",
+            "--output",
+            str(report_path),
+            "--results-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout(90),
+        check=False,
+    )
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    report = report_path.read_text(encoding="utf-8")
+    assert "## FANOUT" in report
+    assert "## LATENCY" in report
+    for label in ("wirehub (standalone)", "Node ws"):
+        rows = [line for line in report.splitlines() if line.startswith(f"| {label} |")]
+        assert len(rows) == 2, f"{label}: one row per scenario expected in\n{report}"
+        for row in rows:
+            cells = [cell.strip() for cell in row.strip().strip("|").split("|")]
+            # First figure: deliveries/s (fanout) or p50 ms (latency); last: rounds complete.
+            assert NUMBER.fullmatch(cells[1]), row
+            assert cells[-1] == "1/1", f"not every publication was delivered: {row}"
+        assert label in proc.stdout
