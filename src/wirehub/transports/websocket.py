@@ -9,11 +9,15 @@ outgoing frames straight to the socket: no ASGI messages and no task per message
 Rules:
 
 1. Only the connection path is served here; any other path gets 404.
-2. Origins are checked before the upgrade (403, see :mod:`wirehub.transports.origin`).
+2. Origins are checked before the upgrade (403, see :mod:`wirehub.transports.origin`;
+   a repeated ``Origin`` is refused too, a repeated ``Host`` gets 400).
+   A ``Sec-WebSocket-Version`` other than 13 gets 426 naming version 13 (RFC 6455
+   §4.2.2); websockets alone would answer 400.
 3. Incoming messages are bounded by ``websocket.message_size_limit`` (1009, counted
    across fragments) and by :data:`MAX_FRAGMENTS` fragments (1009); text must be UTF-8
-   (1007); protocol violations get 1002. All of these come from websockets except the
-   fragment count and UTF-8, checked here.
+   (1007, checked fragment by fragment so the first bad byte fails); protocol
+   violations get 1002. All of these come from websockets except the fragment count
+   and UTF-8, checked here. Nothing is read after a failure.
 4. Outgoing data frames are built here: one unmasked text frame per flush. Control
    frames (close, pong) go through websockets so its state stays right.
 5. After a close frame is sent, the peer has :data:`CLOSE_TIMEOUT` seconds to answer
@@ -23,10 +27,12 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import codecs
 import logging
 import struct
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
+from websockets.exceptions import InvalidHeaderValue
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import State
@@ -96,7 +102,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self._client: Client | None = None
         self._info = TransportInfo(name="websocket", protocol="json")
         self._fragments: list[bytes] = []
-        self._fragmented_text = False
+        self._utf8: codecs.IncrementalDecoder | None = None
         self._closing = False
         self._close_timer: asyncio.TimerHandle | None = None
 
@@ -179,13 +185,23 @@ class WebSocketProtocol(asyncio.Protocol):
     def _on_request(self, request: Request) -> None:
         path = request.path.partition("?")[0]
         headers = request.headers
+        # get_all: Headers.get raises on a repeated header, and nothing may raise here
+        # (uvicorn calls us before handing over the transport; we would leak).
+        origins, hosts = headers.get_all("Origin"), headers.get_all("Host")
         if path != self.path:
             response = self._ws.reject(404, "Not Found\n")
-        elif not self.origins.allows(headers.get("Origin"), headers.get("Host")):
-            logger.info("refused a WebSocket from origin %r", headers.get("Origin"))
+        elif len(hosts) > 1:
+            response = self._ws.reject(400, "More than one Host header\n")
+        elif len(origins) > 1 or not self.origins.allows(
+            origins[0] if origins else None, hosts[0] if hosts else None
+        ):
+            logger.info("refused a WebSocket from origin %r", ", ".join(origins))
             response = self._ws.reject(403, "Origin not allowed\n")
         else:
             response = self._ws.accept(request)
+            if _bad_version(self._ws.handshake_exc):
+                response = self._ws.reject(426, "Unsupported WebSocket version\n")
+                response.headers["Sec-WebSocket-Version"] = "13"
         self._ws.send_response(response)
         if response.status_code != 101:
             return
@@ -200,20 +216,26 @@ class WebSocketProtocol(asyncio.Protocol):
     # Frames.
 
     def _on_frame(self, frame: Frame) -> None:
+        if self._closing:
+            return  # failed, or closing: the client is gone
         opcode = frame.opcode
         if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
             if frame.fin:
                 self._on_message(bytes(frame.data), text=opcode is Opcode.TEXT)
-            else:
-                self._fragments = [bytes(frame.data)]
-                self._fragmented_text = opcode is Opcode.TEXT
-        elif opcode is Opcode.CONT:
-            self._fragments.append(bytes(frame.data))
-            if len(self._fragments) > MAX_FRAGMENTS:
-                self._fail(1009, "too many fragments")
-            elif frame.fin:
-                data, self._fragments = b"".join(self._fragments), []
-                self._on_message(data, text=self._fragmented_text)
+                return
+            self._fragments = []
+            self._utf8 = _Utf8Decoder() if opcode is Opcode.TEXT else None
+        elif opcode is not Opcode.CONT:
+            return
+        fragment = bytes(frame.data)
+        self._fragments.append(fragment)
+        if len(self._fragments) > MAX_FRAGMENTS:
+            self._fail(1009, "too many fragments")
+        elif self._utf8 is not None and not _utf8_ok(self._utf8, fragment, final=frame.fin):
+            self._fail(1007, "invalid UTF-8")
+        elif frame.fin:
+            data, self._fragments = b"".join(self._fragments), []
+            self._on_message(data, text=False)  # text already checked fragment by fragment
 
     def _on_message(self, data: bytes, *, text: bool) -> None:
         if text:
@@ -226,6 +248,8 @@ class WebSocketProtocol(asyncio.Protocol):
             self._client.handle_frame(data)
 
     def _fail(self, code: int, reason: str) -> None:
+        self._closing = True
+        self._fragments, self._utf8 = [], None
         self._ws.fail(code, reason)
         if self._client is not None:
             self._client.transport_closed()
@@ -240,6 +264,22 @@ class WebSocketProtocol(asyncio.Protocol):
             else:
                 # websockets asks for EOF: the server ends the TCP connection.
                 transport.close()
+
+
+_Utf8Decoder = codecs.getincrementaldecoder("utf-8")
+
+
+def _utf8_ok(decoder: codecs.IncrementalDecoder, data: bytes, *, final: bool) -> bool:
+    """Feed one fragment; False at the first byte that can't be UTF-8."""
+    try:
+        decoder.decode(data, final)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _bad_version(exc: Exception | None) -> bool:
+    return isinstance(exc, InvalidHeaderValue) and exc.name == "Sec-WebSocket-Version"
 
 
 def _peer(transport: asyncio.BaseTransport | None) -> str:
