@@ -112,10 +112,12 @@ async def serve_websocket(
     """Run one ASGI WebSocket connection against ``node``."""
     if (await receive())["type"] != "websocket.connect":
         return
-    headers = {
-        k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
-    }
-    if not origins.allows(headers.get("origin"), headers.get("host")):
+    pairs = [
+        (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope.get("headers", [])
+    ]
+    headers = dict(pairs)
+    repeated_origin = sum(name == "origin" for name, _ in pairs) > 1
+    if repeated_origin or not origins.allows(headers.get("origin"), headers.get("host")):
         # Closing before accepting makes the server answer the handshake with 403.
         await send({"type": "websocket.close", "code": 1008})
         return
