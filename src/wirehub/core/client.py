@@ -33,6 +33,7 @@ from wirehub.errors import (
     DISCONNECT_NO_PONG,
     DISCONNECT_SLOW,
     DISCONNECT_STALE,
+    DISCONNECT_WRITE_ERROR,
     ERROR_ALREADY_SUBSCRIBED,
     ERROR_BAD_REQUEST,
     ERROR_INTERNAL,
@@ -181,7 +182,12 @@ class Client:
         frame = self.codec.join(self._queue)
         self._queue = []
         self._queued = 0
-        self.transport.write_frame(frame)
+        try:
+            self.transport.write_frame(frame)
+        except Exception:
+            # Raising here would also skip every other connection flushed this tick.
+            logger.warning("client %s: write failed", self.id, exc_info=True)
+            self.disconnect(DISCONNECT_WRITE_ERROR)
 
     def disconnect(self, disconnect: Disconnect) -> None:
         """Close the connection with ``disconnect``'s code and reason. Idempotent."""
@@ -192,10 +198,11 @@ class Client:
 
     def _close(self, disconnect: Disconnect, *, flush: bool) -> None:
         was_connected = self.state is ClientState.CONNECTED
+        # CLOSED first: a write error while flushing must not close a second time.
+        self.state = ClientState.CLOSED
         if flush:
             self._writable = True
             self.flush()
-        self.state = ClientState.CLOSED
         self._queue = []
         self._queued = 0
         self._inbox.clear()
@@ -237,8 +244,18 @@ class Client:
 
     def _on_expire(self) -> None:
         self._expire_timer = None
-        if self._expire_at is not None and self._expire_at <= self._node.clock():
+        if self._expire_at is None or self.state is ClientState.CLOSED:
+            return
+        if self._expire_at <= self._node.clock():
             self.disconnect(DISCONNECT_EXPIRED)
+        else:
+            self._schedule_expire()  # fired early (loop vs wall clock): check again
+
+    def _schedule_expire(self) -> None:
+        assert self._expire_at is not None
+        left = max(0.0, self._expire_at - self._node.clock())
+        delay = left + self._settings.expired_close_delay
+        self._expire_timer = self._node.loop.call_later(delay, self._on_expire)
 
     # Commands.
 
@@ -311,7 +328,7 @@ class Client:
             raise DISCONNECT_BAD_REQUEST
         try:
             credentials, data = await self._node.authenticate(self, request)
-        except ClientError:
+        except Exception:
             # The SDK closes and retries; any further command from here is a 3501.
             self._connect_failed = True
             raise
@@ -340,8 +357,7 @@ class Client:
             return result
         self._expire_at = expire_at
         ttl = max(0, int(expire_at - self._node.clock()))
-        delay = ttl + self._settings.expired_close_delay
-        self._expire_timer = self._node.loop.call_later(delay, self._on_expire)
+        self._schedule_expire()
         return ConnectResult(
             client=result.client,
             version=result.version,

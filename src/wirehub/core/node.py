@@ -125,6 +125,8 @@ class Node:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flusher: TickFlusher | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._connecting: set[Client] = set()
+        """Attached clients not yet in the hub (no connect yet), for close()."""
 
     # Handlers, usable as decorators.
 
@@ -178,7 +180,7 @@ class Node:
         """Disconnect every client (3001 "shutdown" by default) and stop."""
         if self._loop is None:
             return
-        for client in self.hub.clients():
+        for client in [*self.hub.clients(), *self._connecting]:
             client.disconnect(disconnect)
         await self._broker.close()
         if self._tasks:
@@ -228,7 +230,9 @@ class Node:
         """Create the client for a new connection; it must send connect in time."""
         if self._loop is None:
             raise RuntimeError("the node is not running: use `async with node:`")
-        return Client(self, transport, codec)
+        client = Client(self, transport, codec)
+        self._connecting.add(client)
+        return client
 
     # Broker side.
 
@@ -262,6 +266,7 @@ class Node:
         raise DISCONNECT_BAD_REQUEST
 
     def client_connected(self, client: Client) -> None:
+        self._connecting.discard(client)
         self.hub.add(client)
 
     async def notify_connect(self, client: Client) -> None:
@@ -275,6 +280,7 @@ class Node:
             logger.exception("client %s: on_connect failed", client.id)
 
     def client_closed(self, client: Client, disconnect: Disconnect, *, was_connected: bool) -> None:
+        self._connecting.discard(client)
         for channel in self.hub.remove(client):
             self._spawn(self._broker.unsubscribe(channel))
         logger.debug("client %s closed: %d %s", client.id, disconnect.code, disconnect.reason)

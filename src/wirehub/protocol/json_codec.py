@@ -35,6 +35,12 @@ class JsonCodec:
     ping: Final = b"{}"
 
     def decode_commands(self, frame: bytes) -> list[Command]:
+        try:
+            # JSON is UTF-8. msgspec checks strings it decodes but not Raw payloads,
+            # which would reach other clients as text frames they must reject.
+            frame.decode()
+        except UnicodeDecodeError:
+            raise ProtocolError("invalid command: not UTF-8") from None
         commands = []
         for line in frame.split(b"\n"):
             if not line or line.isspace():
@@ -67,6 +73,6 @@ def json_payload(data: bytes) -> msgspec.Raw:
     """
     try:
         _validate(data)
-    except (msgspec.DecodeError, RecursionError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         raise ValueError("payload is not valid JSON") from None
     return msgspec.Raw(data.replace(b"\n", b"") if b"\n" in data else data)

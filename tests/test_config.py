@@ -1,0 +1,238 @@
+"""Tests of wirehub.config and wirehub.genconfig: file < environment < flags."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+
+import pydantic
+import pytest
+
+from wirehub.config import Config, ConfigError, load_config
+from wirehub.genconfig import render_config
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No WIREHUB_* variable of the caller's shell leaks into these tests."""
+    for name in list(os.environ):
+        if name.startswith("WIREHUB_"):
+            monkeypatch.delenv(name)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "wirehub.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults() -> None:
+    config = load_config()
+    assert config == Config.model_validate({})
+    assert (config.server.host, config.server.port, config.server.log_level) == (
+        "127.0.0.1",
+        8000,
+        "info",
+    )
+    client = config.client
+    assert (client.ping_interval, client.pong_timeout, client.stale_close_delay) == (25, 8.0, 10.0)
+    assert (client.channel_limit, client.queue_max_size) == (128, 1_048_576)
+    assert not client.allow_anonymous_connect_without_token
+    assert client.token.hmac_secret_key == ""
+    assert config.channel.max_length == 255
+    assert config.channel.namespaces == []
+    assert config.websocket.message_size_limit == 65_536
+    assert not config.demo.enabled
+
+
+def test_toml_file(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        [server]
+        port = 9001
+        [client]
+        allowed_origins = ["https://example.com"]
+        [client.token]
+        hmac_secret_key = "secret"
+        [[channel.namespaces]]
+        name = "chat"
+        allow_subscribe_for_client = true
+        [[channel.namespaces]]
+        name = "news"
+        channel_regex = "[a-z]+"
+        """,
+    )
+    config = load_config(path)
+    assert config.server.port == 9001
+    assert config.server.host == "127.0.0.1"  # untouched options keep their default
+    assert config.client.allowed_origins == ["https://example.com"]
+    assert config.client.token.hmac_secret_key == "secret"
+    assert [ns.name for ns in config.channel.namespaces] == ["chat", "news"]
+    assert config.channel.namespaces[0].allow_subscribe_for_client
+    assert config.channel.namespaces[1].channel_regex == "[a-z]+"
+
+
+def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, '[server]\nport = 9001\nhost = "0.0.0.0"\n')
+    monkeypatch.setenv("WIREHUB_SERVER__PORT", "9002")
+    monkeypatch.setenv("WIREHUB_CLIENT__TOKEN__HMAC_SECRET_KEY", "from-env")
+    monkeypatch.setenv("WIREHUB_CLIENT__ALLOWED_ORIGINS", '["https://a.example"]')
+    config = load_config(path)
+    assert config.server.port == 9002
+    assert config.server.host == "0.0.0.0"  # the file's other options stay
+    assert config.client.token.hmac_secret_key == "from-env"
+    assert config.client.allowed_origins == ["https://a.example"]
+
+
+def test_overrides_win_over_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, "[server]\nport = 9001\n")
+    monkeypatch.setenv("WIREHUB_SERVER__PORT", "9002")
+    monkeypatch.setenv("WIREHUB_SERVER__HOST", "0.0.0.0")
+    config = load_config(path, {"server": {"port": 9003}})
+    assert config.server.port == 9003
+    assert config.server.host == "0.0.0.0"
+
+
+def test_environ_false_ignores_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Also for Config.model_validate, which Node and genconfig use for defaults."""
+    monkeypatch.setenv("WIREHUB_SERVER__PORT", "9002")
+    monkeypatch.setenv("WIREHUB_CLIENT__ALLOWED_ORIGINS", "not json")
+    assert load_config(environ=False).server.port == 8000
+    assert load_config(None, {"server": {"host": "::1"}}, environ=False).server.port == 8000
+    assert Config.model_validate({}).server.port == 8000
+
+
+@pytest.mark.parametrize(
+    ("toml", "option"),
+    [
+        ("[server]\nprot = 1\n", "server.prot"),
+        ("[servr]\nport = 1\n", "servr"),
+        ("[client.token]\nhmac_secret = 'x'\n", "client.token.hmac_secret"),
+        (
+            "[[channel.namespaces]]\nname = 'chat'\nallow_everything = true\n",
+            "channel.namespaces.0.allow_everything",
+        ),
+        ("[server]\nport = 'high'\n", "server.port"),
+        ("[server]\nport = 70000\n", "server.port"),
+        ("[server]\nlog_level = 'verbose'\n", "server.log_level"),
+        ("[client]\nping_interval = 0\n", "client.ping_interval"),
+        ("[client]\nqueue_max_size = 0\n", "client.queue_max_size"),
+    ],
+)
+def test_invalid_option_is_named(tmp_path: Path, toml: str, option: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^{re.escape(option)}: "):
+        load_config(write(tmp_path, toml))
+
+
+def test_unknown_environment_option_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WIREHUB_SERVER__PROT", "1")
+    with pytest.raises(ConfigError, match=r"^server\.prot: Extra inputs"):
+        load_config()
+
+
+def test_invalid_environment_value_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WIREHUB_SERVER__PORT", "abc")
+    with pytest.raises(ConfigError, match=r"^server\.port: "):
+        load_config()
+
+
+def test_environment_that_is_not_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WIREHUB_CLIENT__ALLOWED_ORIGINS", "https://a.example")
+    with pytest.raises(ConfigError, match=r"^environment: .*client"):
+        load_config()
+
+
+@pytest.mark.parametrize(
+    ("ping_interval", "pong_timeout"), [(5, 5), (5, 7.5), (1, 1.0), (25, 25.1)]
+)
+def test_pong_timeout_must_be_below_ping_interval(ping_interval: int, pong_timeout: float) -> None:
+    client = {"ping_interval": ping_interval, "pong_timeout": pong_timeout}
+    with pytest.raises(ConfigError, match="pong_timeout must be smaller than ping_interval"):
+        load_config(None, {"client": client}, environ=False)
+
+
+def test_smallest_ping_interval() -> None:
+    config = load_config(None, {"client": {"ping_interval": 1, "pong_timeout": 0.5}})
+    assert (config.client.ping_interval, config.client.pong_timeout) == (1, 0.5)
+
+
+def test_bad_regex_is_rejected() -> None:
+    namespaces = [{"name": "chat", "channel_regex": "[a-z"}]
+    with pytest.raises(ConfigError, match=r"^channel\.namespaces\.0\.channel_regex: .*regex"):
+        load_config(None, {"channel": {"namespaces": namespaces}})
+
+
+def test_bad_regex_without_namespace_is_rejected() -> None:
+    with pytest.raises(ConfigError, match=r"^channel\.without_namespace\.channel_regex: "):
+        load_config(None, {"channel": {"without_namespace": {"channel_regex": "(("}}})
+
+
+def test_duplicate_namespace_names_are_rejected() -> None:
+    namespaces = [{"name": "chat"}, {"name": "news"}, {"name": "chat"}]
+    with pytest.raises(ConfigError, match=r"^channel\.namespaces: .*unique"):
+        load_config(None, {"channel": {"namespaces": namespaces}})
+
+
+@pytest.mark.parametrize(
+    ("name", "message"), [("", "needs a name"), ("a:b", "letters, digits"), ("é", "letters")]
+)
+def test_namespace_names(name: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, {"channel": {"namespaces": [{"name": name}]}})
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^cannot read .*nope\.toml"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_invalid_toml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        load_config(write(tmp_path, "[server\nport = 1\n"))
+
+
+def test_config_is_frozen() -> None:
+    config = load_config()
+    with pytest.raises(pydantic.ValidationError):
+        config.server.port = 1  # type: ignore[misc]
+
+
+# genconfig.
+
+
+def test_genconfig_parses_and_loads_to_the_defaults(tmp_path: Path) -> None:
+    text = render_config()
+    data = tomllib.loads(text)
+    assert set(data) == {"server", "client", "channel", "websocket", "demo"}
+    path = write(tmp_path, text)
+    assert load_config(path, environ=False) == Config.model_validate({})
+
+
+def test_genconfig_shows_defaults_not_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WIREHUB_SERVER__PORT", "9002")
+    assert tomllib.loads(render_config())["server"]["port"] == 8000
+
+
+def test_genconfig_documents_every_option() -> None:
+    text = render_config()
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if re.match(r"^[a-z_]+ = ", line):
+            assert lines[i - 1].startswith("# "), f"option without a comment: {line}"
+
+
+def test_genconfig_namespace_example_works_uncommented(tmp_path: Path) -> None:
+    """The commented [[channel.namespaces]] example is valid once uncommented."""
+    text = render_config()
+    start = text.index("# [[channel.namespaces]]")
+    block = []
+    for line in text[start:].splitlines():
+        if not line.startswith("# "):
+            break
+        block.append(line[2:])
+    example = text + "\n" + "\n".join(block) + "\n"
+    config = load_config(write(tmp_path, example), environ=False)
+    assert [ns.name for ns in config.channel.namespaces] == ["chat"]
