@@ -60,7 +60,9 @@ def main() -> None:
 @click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="server.log_level"
 )
-def serve(config_path: str | None, host: str | None, port: int | None, log_level: str | None) -> None:
+def serve(
+    config_path: str | None, host: str | None, port: int | None, log_level: str | None
+) -> None:
     """Run the standalone server (in-memory broker)."""
     flags = {"host": host, "port": port, "log_level": log_level}
     server = {key: value for key, value in flags.items() if value is not None}
@@ -138,7 +140,9 @@ def token(user: str, ttl: int, info_json: str | None, config_path: str | None) -
     config = _load(config_path, {})
     secret = config.client.token.hmac_secret_key
     if not secret:
-        _fail("client.token.hmac_secret_key is not set (config file or WIREHUB_CLIENT__TOKEN__HMAC_SECRET_KEY)")
+        _fail(
+            "client.token.hmac_secret_key is not set (config file or WIREHUB_CLIENT__TOKEN__HMAC_SECRET_KEY)"
+        )
     now = int(time.time())
     claims: dict[str, Any] = {"sub": user, "iat": now}
     if ttl > 0:
@@ -156,7 +160,9 @@ def token(user: str, ttl: int, info_json: str | None, config_path: str | None) -
 
 
 @main.command()
-@click.option("-o", "--output", default="wirehub.toml", show_default=True, help="File, or - for stdout.")
+@click.option(
+    "-o", "--output", default="wirehub.toml", show_default=True, help="File, or - for stdout."
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 def genconfig(output: str, force: bool) -> None:
     """Write a commented wirehub.toml with every option and its default."""

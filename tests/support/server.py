@@ -98,7 +98,8 @@ class ServerProcess:
 
     def _pump(self) -> None:
         proc = self._proc
-        assert proc is not None and proc.stdout is not None
+        assert proc is not None
+        assert proc.stdout is not None
         for line in proc.stdout:
             self.lines.append(line)
             self._queue.put(line)

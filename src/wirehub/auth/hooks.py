@@ -23,7 +23,9 @@ class JwtConnectVerifier:
             info = to_raw(claims.info) if claims.info else None
         except ValueError:
             # b64info holding binary: JSON clients could never be sent it.
-            raise Disconnect(DISCONNECT_INVALID_TOKEN.code, DISCONNECT_INVALID_TOKEN.reason) from None
+            raise Disconnect(
+                DISCONNECT_INVALID_TOKEN.code, DISCONNECT_INVALID_TOKEN.reason
+            ) from None
         return Credentials(user=claims.user, info=info, expire_at=claims.expire_at)
 
 

@@ -82,7 +82,8 @@ class ChannelRules:
         options = self.namespace(channel)
         user_ok = bool(user) or options.allow_publish_for_anonymous
         if user_ok and (
-            options.allow_publish_for_client or (options.allow_publish_for_subscriber and subscribed)
+            options.allow_publish_for_client
+            or (options.allow_publish_for_subscriber and subscribed)
         ):
             return options
         raise ERROR_PERMISSION_DENIED
@@ -98,4 +99,3 @@ class ChannelRules:
             return None
         users = channel.rpartition(boundary)[2]
         return users.split(self._config.user_separator)
-

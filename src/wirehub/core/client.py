@@ -27,6 +27,9 @@ import uuid
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from msgspec import Raw
+
+from wirehub.core.payload import EMPTY, to_raw
 from wirehub.errors import (
     DISCONNECT_BAD_REQUEST,
     DISCONNECT_EXPIRED,
@@ -55,10 +58,6 @@ from wirehub.protocol.types import (
     SubscribeResult,
     UnsubscribeResult,
 )
-
-from msgspec import Raw
-
-from wirehub.core.payload import EMPTY, to_raw
 
 if TYPE_CHECKING:
     from wirehub.core.node import Node
@@ -227,7 +226,9 @@ class Client:
     def _on_ping(self) -> None:
         self.enqueue(self.codec.ping)
         if self._pong_timer is None:
-            self._pong_timer = self._node.loop.call_later(self._settings.pong_timeout, self._on_no_pong)
+            self._pong_timer = self._node.loop.call_later(
+                self._settings.pong_timeout, self._on_no_pong
+            )
         self._ping_timer = self._node.loop.call_later(self._settings.ping_interval, self._on_ping)
 
     def _on_no_pong(self) -> None:
@@ -311,9 +312,11 @@ class Client:
             await self._handle_unsubscribe(command)
         elif command.publish is not None:
             await self._handle_publish(command)
-        elif command.presence is not None or command.presence_stats is not None:
-            raise ERROR_NOT_AVAILABLE
-        elif command.history is not None:
+        elif (
+            command.presence is not None
+            or command.presence_stats is not None
+            or command.history is not None
+        ):
             raise ERROR_NOT_AVAILABLE
         elif command.rpc is not None:
             raise ERROR_METHOD_NOT_FOUND
@@ -408,8 +411,6 @@ class Client:
         return ClientInfo(
             user=self.user, client=self.id, conn_info=self._conn_info or EMPTY, chan_info=chan_info
         )
-
-
 
 
 _PONG = Command()

@@ -50,7 +50,13 @@ from wirehub.errors import (
     Disconnect,
 )
 from wirehub.protocol.codec import Codec
-from wirehub.protocol.types import ConnectRequest, Publication, PublishRequest, StreamPosition, SubscribeRequest
+from wirehub.protocol.types import (
+    ConnectRequest,
+    Publication,
+    PublishRequest,
+    StreamPosition,
+    SubscribeRequest,
+)
 from wirehub.transports.base import Transport
 
 __all__ = ["Node"]
@@ -321,7 +327,9 @@ class Node:
 
     async def client_publish(self, client: Client, request: PublishRequest) -> None:
         channel = request.channel
-        options = self.rules.check_publish(channel, client.user, subscribed=channel in client.channels)
+        options = self.rules.check_publish(
+            channel, client.user, subscribed=channel in client.channels
+        )
         data = request.data
         if self._on_publish is not None:
             event = PublishEvent(client.id, client.user, channel, bytes(data))
