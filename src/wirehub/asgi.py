@@ -82,6 +82,9 @@ class _App:
 
     def _http(self, scope: Scope) -> ASGIApp:
         path = _route(scope)
+        if path == ENDPOINT:
+            # A request to the connection path that is not an upgrade (RFC 6455 §4.2.1).
+            return PlainTextResponse("expected a WebSocket upgrade", status_code=400)
         if path == "/health":
             status = 200 if self.node.running else 503
             return JSONResponse({}, status_code=status)

@@ -381,7 +381,6 @@ def test_header_flood(port: int, shape: str) -> None:
     _refused(port, 431, headers={"X-First": "x\r\n" + flood})
 
 
-@pytest.mark.xfail(reason="H3 wants 400; asgi.py answers a plain GET on the path with 404")
 def test_missing_upgrade_header(port: int) -> None:
     response, sock, _ = http_upgrade(port, headers={"Upgrade": None})
     sock.close()
