@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, NamedTuple, Self, TypeVar
+from typing import Any, NamedTuple, Self
 
 from msgspec import Raw
 
@@ -63,7 +63,6 @@ __all__ = ["Node"]
 
 logger = logging.getLogger("wirehub.node")
 
-H = TypeVar("H")
 
 # How long close() waits for handler tasks before cancelling them.
 _TASKS_GRACE = 5.0
