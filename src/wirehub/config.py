@@ -70,6 +70,35 @@ class NamespaceOptions(_Section):
     channel_regex: str = Field(
         "", description="the channel name after the namespace must match this regex"
     )
+    presence: bool = Field(False, description="keep presence: who is subscribed")
+    join_leave: bool = Field(False, description="send join/leave pushes to subscribers who ask")
+    force_push_join_leave: bool = Field(
+        False, description="send join/leave pushes to every subscriber"
+    )
+    allow_presence_for_subscriber: bool = Field(False, description="subscribers may ask presence")
+    allow_presence_for_client: bool = Field(
+        False, description="authenticated users may ask presence"
+    )
+    allow_presence_for_anonymous: bool = Field(
+        False, description="extends the two presence options to anonymous users"
+    )
+    history_size: int = Field(0, ge=0, description="publications kept per channel; 0 keeps none")
+    history_ttl: float = Field(0.0, ge=0, description="seconds each kept publication lives")
+    force_positioning: bool = Field(False, description="detect gaps for every subscriber")
+    allow_positioning: bool = Field(False, description="clients may ask for positioning")
+    force_recovery: bool = Field(False, description="recovery on for every subscriber")
+    allow_recovery: bool = Field(False, description="clients may ask for recovery")
+    allow_history_for_subscriber: bool = Field(False, description="subscribers may read history")
+    allow_history_for_client: bool = Field(
+        False, description="authenticated users may read history"
+    )
+    allow_history_for_anonymous: bool = Field(
+        False, description="extends the two history options to anonymous users"
+    )
+
+    @property
+    def history_enabled(self) -> bool:
+        return self.history_size > 0 and self.history_ttl > 0
 
     @field_validator("name")
     @classmethod
@@ -138,7 +167,15 @@ class ClientConfig(_Section):
     queue_max_size: int = Field(
         1_048_576, gt=0, description="bytes queued for one slow client; beyond, close 3008"
     )
-    token: TokenConfig = Field(default_factory=TokenConfig, description="connection JWT keys")
+    history_max_publication_limit: int = Field(
+        300, gt=0, description="most publications one history call returns"
+    )
+    recovery_max_publication_limit: int = Field(
+        300, gt=0, description="most publications one recovery replays; beyond, not recovered"
+    )
+    token: TokenConfig = Field(
+        default_factory=TokenConfig, description="connection and subscription JWT keys"
+    )
 
     @model_validator(mode="after")
     def _pong_before_next_ping(self) -> Self:
@@ -149,7 +186,15 @@ class ClientConfig(_Section):
 
 class WebSocketConfig(_Section):
     message_size_limit: int = Field(
-        65_536, gt=0, description="largest incoming message, bytes; beyond, close 1009"
+        65_536,
+        gt=0,
+        description="largest incoming message, bytes (decompressed); beyond, close 1009",
+    )
+    compression: bool = Field(
+        False, description="negotiate permessage-deflate with clients that offer it"
+    )
+    compression_level: int = Field(
+        1, ge=0, le=9, description="zlib level of outgoing frames, 0 (none) to 9 (smallest)"
     )
 
 

@@ -379,14 +379,13 @@ async def test_inbound_backpressure_pauses_and_resumes_reading() -> None:
             {"code": 108, "message": "not available"},
         ),
         ({"history": {"channel": "chat:1"}, "id": 7}, {"code": 108, "message": "not available"}),
-        ({"refresh": {"token": "t"}, "id": 7}, {"code": 108, "message": "not available"}),
         (
             {"sub_refresh": {"channel": "chat:1", "token": "t"}, "id": 7},
-            {"code": 108, "message": "not available"},
+            {"code": 103, "message": "permission denied"},
         ),
     ],
 )
-async def test_unimplemented_commands_answer_errors(
+async def test_commands_for_features_that_are_off_answer_errors(
     cmd: dict[str, Any], expected: dict[str, Any]
 ) -> None:
     async with make_node() as node:

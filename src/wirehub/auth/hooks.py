@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from wirehub.auth.jwt import JwtVerifier
 from wirehub.config import TokenConfig
-from wirehub.core.events import Credentials, TokenVerifier
+from wirehub.core.events import Credentials, SubscriptionCredentials, TokenVerifier
 from wirehub.core.payload import to_raw
-from wirehub.errors import DISCONNECT_INVALID_TOKEN, Disconnect
+from wirehub.errors import (
+    DISCONNECT_INVALID_TOKEN,
+    ERROR_PERMISSION_DENIED,
+    ClientError,
+    Disconnect,
+)
 
 __all__ = ["JwtConnectVerifier", "connect_verifier_from_config"]
 
 
 class JwtConnectVerifier:
-    """A :class:`~wirehub.core.events.TokenVerifier` for connection JWTs."""
+    """A :class:`~wirehub.core.events.TokenVerifier` for connection and subscription JWTs."""
 
     def __init__(self, verifier: JwtVerifier) -> None:
         self._verifier = verifier
@@ -26,7 +31,26 @@ class JwtConnectVerifier:
             raise Disconnect(
                 DISCONNECT_INVALID_TOKEN.code, DISCONNECT_INVALID_TOKEN.reason
             ) from None
-        return Credentials(user=claims.user, info=info, expire_at=claims.expire_at)
+        channels = (*claims.channels, *claims.subs)
+        return Credentials(
+            user=claims.user, info=info, expire_at=claims.expire_at, channels=channels
+        )
+
+    def verify_subscription(self, token: str) -> SubscriptionCredentials:
+        claims = self._verifier.verify_subscription_token(token)
+        try:
+            info = to_raw(claims.info) if claims.info else None
+            data = to_raw(claims.data) if claims.data else None
+        except ValueError:
+            raise ClientError(ERROR_PERMISSION_DENIED.code, ERROR_PERMISSION_DENIED.message) from None
+        return SubscriptionCredentials(
+            user=claims.user,
+            channel=claims.channel,
+            client=claims.client,
+            expire_at=claims.expire_at,
+            info=info,
+            data=data,
+        )
 
 
 def connect_verifier_from_config(config: TokenConfig) -> TokenVerifier | None:

@@ -1,16 +1,27 @@
-"""The in-memory broker: one process, nothing else to run. The embedded default."""
+"""The in-memory broker and presence manager: one process, nothing else to run."""
 
 from __future__ import annotations
 
 import secrets
 import string
+import time
+from collections import deque
+from collections.abc import Callable
 
 import msgspec
 
-from wirehub.brokers.base import Broker, BrokerEventHandler, PublishOptions
-from wirehub.protocol.types import Publication, StreamPosition
+from wirehub.brokers.base import (
+    Broker,
+    BrokerEventHandler,
+    HistoryOptions,
+    HistoryPage,
+    PresenceManager,
+    PresenceStats,
+    PublishOptions,
+)
+from wirehub.protocol.types import ClientInfo, Publication, StreamPosition
 
-__all__ = ["MemoryBroker"]
+__all__ = ["MemoryBroker", "MemoryPresenceManager"]
 
 _EPOCH_ALPHABET = string.ascii_letters
 
@@ -21,21 +32,37 @@ def new_epoch() -> str:
 
 
 class _Stream:
-    """A channel's position: epoch and top offset. History items come with issue 3."""
+    """A channel's publications with their expiry times, and its position."""
 
-    __slots__ = ("epoch", "offset")
+    __slots__ = ("epoch", "items", "offset")
 
     def __init__(self) -> None:
         self.epoch = new_epoch()
         self.offset = 0
+        self.items: deque[tuple[float, Publication]] = deque()
+
+    def append(self, publication: Publication, options: PublishOptions, now: float) -> None:
+        self.items.append((now + options.history_ttl, publication))
+        while len(self.items) > options.history_size:
+            self.items.popleft()
+
+    def live(self, now: float) -> list[Publication]:
+        while self.items and self.items[0][0] <= now:
+            self.items.popleft()
+        return [publication for _, publication in self.items]
 
 
 class MemoryBroker:
-    """Delivers publications to this node's hub by a direct call: no queue, no task."""
+    """Delivers publications to this node's hub by a direct call: no queue, no task.
 
-    def __init__(self) -> None:
+    The offset is assigned and the publication appended before the callback runs,
+    with no await in between, so both are atomic with respect to other publishers.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._handler: BrokerEventHandler | None = None
         self._streams: dict[str, _Stream] = {}
+        self._clock = clock
 
     async def start(self, handler: BrokerEventHandler) -> None:
         self._handler = handler
@@ -55,15 +82,75 @@ class MemoryBroker:
     ) -> StreamPosition:
         position = StreamPosition()
         if options.history_size > 0 and options.history_ttl > 0:
-            stream = self._streams.get(channel)
-            if stream is None:
-                stream = self._streams[channel] = _Stream()
+            stream = self._stream(channel)
             stream.offset += 1
-            position = StreamPosition(offset=stream.offset, epoch=stream.epoch)
             publication = msgspec.structs.replace(publication, offset=stream.offset)
+            stream.append(publication, options, self._clock())
+            position = StreamPosition(offset=stream.offset, epoch=stream.epoch)
         if self._handler is not None:
-            self._handler.handle_publication(channel, publication)
+            self._handler.handle_publication(channel, publication, position)
         return position
+
+    async def publish_join(self, channel: str, info: ClientInfo) -> None:
+        if self._handler is not None:
+            self._handler.handle_join(channel, info)
+
+    async def publish_leave(self, channel: str, info: ClientInfo) -> None:
+        if self._handler is not None:
+            self._handler.handle_leave(channel, info)
+
+    async def history(self, channel: str, options: HistoryOptions) -> HistoryPage:
+        stream = self._stream(channel)
+        position = StreamPosition(offset=stream.offset, epoch=stream.epoch)
+        if options.limit == 0:
+            return HistoryPage([], position)
+        publications = stream.live(self._clock())
+        since = options.since
+        if options.reverse:
+            publications.reverse()
+            if since is not None:
+                publications = [p for p in publications if p.offset < since.offset]
+        elif since is not None:
+            publications = [p for p in publications if p.offset > since.offset]
+        if options.limit > 0:
+            publications = publications[: options.limit]
+        return HistoryPage(publications, position)
+
+    async def remove_history(self, channel: str) -> None:
+        stream = self._streams.get(channel)
+        if stream is not None:
+            stream.items.clear()
+
+    def _stream(self, channel: str) -> _Stream:
+        stream = self._streams.get(channel)
+        if stream is None:
+            stream = self._streams[channel] = _Stream()
+        return stream
+
+
+class MemoryPresenceManager:
+    """Presence kept in this process; entries leave with their connection."""
+
+    def __init__(self) -> None:
+        self._channels: dict[str, dict[str, ClientInfo]] = {}
+
+    async def presence(self, channel: str) -> dict[str, ClientInfo]:
+        return dict(self._channels.get(channel, {}))
+
+    async def presence_stats(self, channel: str) -> PresenceStats:
+        entries = self._channels.get(channel, {})
+        return PresenceStats(len(entries), len({info.user for info in entries.values()}))
+
+    async def add_presence(self, channel: str, info: ClientInfo) -> None:
+        self._channels.setdefault(channel, {})[info.client] = info
+
+    async def remove_presence(self, channel: str, client_id: str) -> None:
+        entries = self._channels.get(channel)
+        if entries is not None:
+            entries.pop(client_id, None)
+            if not entries:
+                del self._channels[channel]
 
 
 _: type[Broker] = MemoryBroker
+__: type[PresenceManager] = MemoryPresenceManager

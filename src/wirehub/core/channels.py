@@ -7,12 +7,13 @@ Rules, in the order Centrifugo applies them (``centrifugo-protocol.md`` §8):
    ``channel.without_namespace``; a namespace not configured -> 102.
 3. Names are ASCII, and with ``channel_regex`` the part after the namespace must match
    it -> else 107.
-4. A channel starting with ``$`` is private: subscribing needs a subscription token,
-   which this version does not accept yet -> 103.
+4. A channel starting with ``$`` is private: only a subscription token opens it (the
+   token check lives in :mod:`wirehub.core.subscriptions`); without one -> 103.
 5. ``ns:room#42,56`` is user-limited: only users 42 and 56, and only where the
    namespace has ``allow_user_limited_channels``.
 6. Otherwise the ``allow_*_for_client`` / ``_for_subscriber`` / ``_for_anonymous``
-   options decide; anything not allowed -> 103.
+   options decide; anything not allowed -> 103. History and presence need the feature
+   on in the namespace (else 108) and their own access options.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import re
 from wirehub.config import ChannelConfig, NamespaceOptions
 from wirehub.errors import (
     ERROR_BAD_REQUEST,
+    ERROR_NOT_AVAILABLE,
     ERROR_PERMISSION_DENIED,
     ERROR_UNKNOWN_CHANNEL,
 )
@@ -88,6 +90,41 @@ class ChannelRules:
             return options
         raise ERROR_PERMISSION_DENIED
 
+    def may_read_history(self, options: NamespaceOptions, user: str, *, subscribed: bool) -> bool:
+        """History access, which also lets a client ask for positioning and recovery."""
+        return _allowed(
+            user,
+            for_client=options.allow_history_for_client,
+            for_subscriber=options.allow_history_for_subscriber and subscribed,
+            for_anonymous=options.allow_history_for_anonymous,
+        )
+
+    def may_read_presence(self, options: NamespaceOptions, user: str, *, subscribed: bool) -> bool:
+        return _allowed(
+            user,
+            for_client=options.allow_presence_for_client,
+            for_subscriber=options.allow_presence_for_subscriber and subscribed,
+            for_anonymous=options.allow_presence_for_anonymous,
+        )
+
+    def check_history(self, channel: str, user: str, *, subscribed: bool) -> NamespaceOptions:
+        """Raise 102/107 for the name, 108 without history, 103 without access."""
+        options = self.namespace(channel)
+        if not options.history_enabled:
+            raise ERROR_NOT_AVAILABLE
+        if not self.may_read_history(options, user, subscribed=subscribed):
+            raise ERROR_PERMISSION_DENIED
+        return options
+
+    def check_presence(self, channel: str, user: str, *, subscribed: bool) -> NamespaceOptions:
+        """Raise 102/107 for the name, 108 without presence, 103 without access."""
+        options = self.namespace(channel)
+        if not options.presence:
+            raise ERROR_NOT_AVAILABLE
+        if not self.may_read_presence(options, user, subscribed=subscribed):
+            raise ERROR_PERMISSION_DENIED
+        return options
+
     def _split(self, channel: str) -> tuple[str, str]:
         bare = channel.removeprefix(PRIVATE_PREFIX)
         name, sep, rest = bare.partition(self._config.namespace_boundary)
@@ -99,3 +136,7 @@ class ChannelRules:
             return None
         users = channel.rpartition(boundary)[2]
         return users.split(self._config.user_separator)
+
+
+def _allowed(user: str, *, for_client: bool, for_subscriber: bool, for_anonymous: bool) -> bool:
+    return (bool(user) or for_anonymous) and (for_client or for_subscriber)

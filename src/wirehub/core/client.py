@@ -30,9 +30,11 @@ from typing import TYPE_CHECKING, Any
 from msgspec import Raw
 
 from wirehub.core.payload import EMPTY, to_raw
+from wirehub.core.subscriptions import ChannelContext
 from wirehub.errors import (
     DISCONNECT_BAD_REQUEST,
     DISCONNECT_EXPIRED,
+    DISCONNECT_INSUFFICIENT_STATE,
     DISCONNECT_NO_PONG,
     DISCONNECT_SLOW,
     DISCONNECT_STALE,
@@ -41,12 +43,11 @@ from wirehub.errors import (
     ERROR_BAD_REQUEST,
     ERROR_INTERNAL,
     ERROR_LIMIT_EXCEEDED,
-    ERROR_METHOD_NOT_FOUND,
-    ERROR_NOT_AVAILABLE,
+    ERROR_PERMISSION_DENIED,
     ClientError,
     Disconnect,
 )
-from wirehub.protocol.codes import DisconnectCode
+from wirehub.protocol.codes import DisconnectCode, UnsubscribeCode
 from wirehub.protocol.errors import ProtocolError
 from wirehub.protocol.types import (
     ClientInfo,
@@ -54,8 +55,13 @@ from wirehub.protocol.types import (
     ConnectResult,
     Error,
     PublishResult,
+    Push,
+    RefreshResult,
     Reply,
+    SubRefreshResult,
+    SubscribeRequest,
     SubscribeResult,
+    Unsubscribe,
     UnsubscribeResult,
 )
 
@@ -69,6 +75,12 @@ __all__ = ["Client", "ClientState"]
 logger = logging.getLogger("wirehub.client")
 
 DISCONNECT_CLOSED = Disconnect(DisconnectCode.CONNECTION_CLOSED, "connection closed")
+DISCONNECT_INAPPROPRIATE_PROTOCOL = Disconnect(
+    DisconnectCode.INAPPROPRIATE_PROTOCOL, "inappropriate protocol"
+)
+DISCONNECT_SUBSCRIPTION_EXPIRED = Disconnect(
+    DisconnectCode.SUBSCRIPTION_EXPIRED, "subscription expired"
+)
 
 # Frames waiting to be handled before the transport stops reading, and where it resumes.
 _INBOX_HIGH = 256
@@ -90,8 +102,8 @@ class Client:
         self.transport = transport
         self.user = ""
         self.state = ClientState.CONNECTING
-        self.channels: dict[str, Raw] = {}
-        """Subscribed channels and this client's channel info in each."""
+        self.channels: dict[str, ChannelContext] = {}
+        """Subscribed channels, with this client's state in each."""
         self._node = node
         self._settings = node.config.client
         self._conn_info: Raw | None = None
@@ -103,6 +115,7 @@ class Client:
         self._queued = 0
         self._flush_scheduled = False
         self._writable = True
+        self._held: list[bytes] | None = None
         self._expire_at: float | None = None
         loop = node.loop
         self._stale_timer: asyncio.TimerHandle | None = loop.call_later(
@@ -164,6 +177,9 @@ class Client:
         """Queue one encoded reply or push; it is written at the end of this tick."""
         if self.state is ClientState.CLOSED:
             return
+        if self._held is not None:
+            self._held.append(data)
+            return
         self._queue.append(data)
         self._queued += len(data)
         if self._queued > self._settings.queue_max_size:
@@ -213,7 +229,11 @@ class Client:
         self._node.client_closed(self, disconnect, was_connected=was_connected)
 
     def _send(self, reply: Reply) -> None:
-        self.enqueue(self.codec.encode_reply(reply))
+        data = self.codec.encode_reply(reply)
+        if self._held is not None and reply.id:
+            self._held.insert(0, data)  # replies go ahead of held pushes
+        else:
+            self.enqueue(data)
 
     # Timers.
 
@@ -301,36 +321,56 @@ class Client:
             raise DISCONNECT_BAD_REQUEST
         if command.id == 0:
             if command.send is not None:
-                return  # client-to-server messages get a handler with the RPC work
-            if command == _PONG:
+                await self._node.client_message(self, command.send.data)
+            elif command == _PONG:
                 self._on_pong()
-                return
-            raise DISCONNECT_BAD_REQUEST
+            else:
+                raise DISCONNECT_BAD_REQUEST
+            return
+        reply = await self._answer(command)
+        if reply is not None:
+            self._send(reply)
+
+    async def _answer(self, command: Command) -> Reply | None:
+        """Handle one command that expects a reply; ``None`` when answered already."""
+        node, cid = self._node, command.id
         if command.subscribe is not None:
-            await self._handle_subscribe(command)
-        elif command.unsubscribe is not None:
-            await self._handle_unsubscribe(command)
-        elif command.publish is not None:
-            await self._handle_publish(command)
-        elif (
-            command.presence is not None
-            or command.presence_stats is not None
-            or command.history is not None
-        ):
-            raise ERROR_NOT_AVAILABLE
-        elif command.rpc is not None:
-            raise ERROR_METHOD_NOT_FOUND
-        elif command.refresh is not None or command.sub_refresh is not None:
-            raise ERROR_NOT_AVAILABLE
-        else:
-            raise DISCONNECT_BAD_REQUEST
+            await self._handle_subscribe(command.id, command.subscribe)
+            return None
+        if command.unsubscribe is not None:
+            await node.unsubscribe_client(self, _channel(command.unsubscribe.channel))
+            return Reply(id=cid, unsubscribe=UnsubscribeResult())
+        if command.publish is not None:
+            request = command.publish
+            if not request.channel or not request.data:
+                raise ERROR_BAD_REQUEST
+            await node.client_publish(self, request)
+            return Reply(id=cid, publish=PublishResult())
+        if command.presence is not None:
+            channel = _channel(command.presence.channel)
+            return Reply(id=cid, presence=await node.client_presence(self, channel))
+        if command.presence_stats is not None:
+            channel = _channel(command.presence_stats.channel)
+            return Reply(id=cid, presence_stats=await node.client_presence_stats(self, channel))
+        if command.history is not None:
+            _channel(command.history.channel)
+            return Reply(id=cid, history=await node.client_history(self, command.history))
+        if command.rpc is not None:
+            return Reply(id=cid, rpc=await node.client_rpc(self, command.rpc))
+        if command.refresh is not None:
+            return Reply(id=cid, refresh=await self._handle_refresh(command.refresh.token))
+        if command.sub_refresh is not None:
+            sub_refresh = command.sub_refresh
+            result = self._handle_sub_refresh(sub_refresh.channel, sub_refresh.token)
+            return Reply(id=cid, sub_refresh=result)
+        raise DISCONNECT_BAD_REQUEST
 
     async def _handle_connect(self, command: Command) -> None:
         request = command.connect
         if self.state is not ClientState.CONNECTING or self._connect_failed or request is None:
             raise DISCONNECT_BAD_REQUEST
         try:
-            credentials, data = await self._node.authenticate(self, request)
+            credentials, data, channels = await self._node.authenticate(self, request)
         except Exception:
             # The SDK closes and retries; any further command from here is a 3501.
             self._connect_failed = True
@@ -344,76 +384,170 @@ class Client:
             self._stale_timer.cancel()
             self._stale_timer = None
         self._node.client_connected(self)
-        self._send(Reply(id=command.id, connect=self._connect_result(credentials.expire_at, data)))
+        # Pushes of server-side subscriptions wait until the connect reply is queued.
+        self._held = []
+        subs = await self._subscribe_server_side(channels, request.subs or {})
+        if self.closed:
+            return
+        result = self._connect_result(credentials.expire_at, data, subs)
+        held, self._held = self._held, None
+        self._send(Reply(id=command.id, connect=result))
+        for data_held in held:
+            self.enqueue(data_held)
         self._ping_timer = self._node.loop.call_later(self._settings.ping_interval, self._on_ping)
+        for channel in subs:
+            await self._node.after_subscribe(self, channel)
         await self._node.notify_connect(self)
 
-    def _connect_result(self, expire_at: int | None, data: Raw | None) -> ConnectResult:
-        result = ConnectResult(
+    async def _subscribe_server_side(
+        self, channels: tuple[str, ...], positions: dict[str, SubscribeRequest]
+    ) -> dict[str, SubscribeResult]:
+        results: dict[str, SubscribeResult] = {}
+        for channel in channels:
+            known = positions.get(channel)
+            request = SubscribeRequest(
+                channel=channel,
+                recover=known.recover if known else False,
+                offset=known.offset if known else 0,
+                epoch=known.epoch if known else "",
+            )
+            subscribed = await self._node.subscribe_client(self, request, server_side=True)
+            if subscribed is None:
+                break
+            results[channel] = subscribed.result
+            for publication in subscribed.live:
+                self._send(Reply(push=Push(channel=channel, pub=publication)))
+        return results
+
+    def _connect_result(
+        self, expire_at: int | None, data: Raw | None, subs: dict[str, SubscribeResult]
+    ) -> ConnectResult:
+        ttl = self._set_expiry(expire_at)
+        return ConnectResult(
             client=self.id,
             version=self._node.version,
+            expires=ttl is not None,
+            ttl=ttl or 0,
+            data=data or EMPTY,
+            subs=subs or None,
             ping=self._settings.ping_interval,
             pong=True,
-            data=data or EMPTY,
-        )
-        if expire_at is None:
-            return result
-        self._expire_at = expire_at
-        ttl = max(0, int(expire_at - self._node.clock()))
-        self._schedule_expire()
-        return ConnectResult(
-            client=result.client,
-            version=result.version,
-            expires=True,
-            ttl=ttl,
-            ping=result.ping,
-            pong=True,
-            data=result.data,
         )
 
-    async def _handle_subscribe(self, command: Command) -> None:
-        request = command.subscribe
-        assert request is not None
-        channel = request.channel
-        if not channel:
-            raise DISCONNECT_BAD_REQUEST
+    def _set_expiry(self, expire_at: int | None) -> int | None:
+        """Arm (or disarm) the connection's expiry; return the ttl to announce."""
+        if self._expire_timer is not None:
+            self._expire_timer.cancel()
+            self._expire_timer = None
+        self._expire_at = expire_at
+        if expire_at is None:
+            return None
+        self._schedule_expire()
+        return max(0, int(expire_at - self._node.clock()))
+
+    async def _handle_refresh(self, token: str) -> RefreshResult:
+        expire_at = await self._node.refresh(self, token)
+        ttl = self._set_expiry(expire_at)
+        return RefreshResult(
+            client=self.id, version=self._node.version, expires=ttl is not None, ttl=ttl or 0
+        )
+
+    async def _handle_subscribe(self, command_id: int, request: SubscribeRequest) -> None:
+        channel = _channel(request.channel)
         if channel in self.channels:
             raise ERROR_ALREADY_SUBSCRIBED
         if len(self.channels) >= self._settings.channel_limit:
             raise ERROR_LIMIT_EXCEEDED
-        reply = await self._node.authorize_subscribe(self, request)
-        if self.state is ClientState.CLOSED or channel in self.channels:
+        subscribed = await self._node.subscribe_client(self, request)
+        if subscribed is None or self.closed:
             return
-        await self._node.add_subscription(self, channel, reply.channel_info)
-        self._send(Reply(id=command.id, subscribe=SubscribeResult(data=reply.data)))
+        # No await since the hub took the subscription: the reply precedes every push.
+        self._send(Reply(id=command_id, subscribe=subscribed.result))
+        for publication in subscribed.live:
+            self._send(Reply(push=Push(channel=channel, pub=publication)))
+        await self._node.after_subscribe(self, channel)
 
-    async def _handle_unsubscribe(self, command: Command) -> None:
-        request = command.unsubscribe
-        assert request is not None
-        if not request.channel:
-            raise DISCONNECT_BAD_REQUEST
-        await self._node.remove_subscription(self, request.channel)
-        self._send(Reply(id=command.id, unsubscribe=UnsubscribeResult()))
-
-    async def _handle_publish(self, command: Command) -> None:
-        request = command.publish
-        assert request is not None
-        if not request.channel or not request.data:
+    def _handle_sub_refresh(self, channel: str, token: str) -> SubRefreshResult:
+        context = self.channels.get(_channel(channel))
+        if context is None:
+            raise ERROR_PERMISSION_DENIED
+        if not token:
             raise ERROR_BAD_REQUEST
-        await self._node.client_publish(self, request)
-        self._send(Reply(id=command.id, publish=PublishResult()))
+        credentials = self._node.verify_subscription(token)
+        if credentials.channel != channel or credentials.user != self.user:
+            raise ERROR_PERMISSION_DENIED
+        if credentials.client and credentials.client != self.id:
+            raise ERROR_PERMISSION_DENIED
+        context.expire_at = credentials.expire_at
+        self.schedule_subscription_expiry(channel, context)
+        if context.expire_at is None:
+            return SubRefreshResult()
+        return SubRefreshResult(
+            expires=True, ttl=max(0, int(context.expire_at - self._node.clock()))
+        )
 
-    def publication_info(self, channel: str) -> ClientInfo:
-        """The ``info`` attached to this client's publications into ``channel``."""
-        chan_info = self.channels.get(channel)
-        if not chan_info:
-            return self.info
+    # Subscription events, from the hub and the timers.
+
+    def channel_info(self, channel: str, context: ChannelContext | None = None) -> ClientInfo:
+        """This client as seen in ``channel``: presence, join/leave, publications."""
+        chan_info = context.info if context is not None else EMPTY
         return ClientInfo(
             user=self.user, client=self.id, conn_info=self._conn_info or EMPTY, chan_info=chan_info
         )
 
+    def insufficient_state(self, channel: str) -> None:
+        """The hub saw a gap in ``channel``: make the client recover it."""
+        context = self.channels.get(channel)
+        if context is None:
+            return
+        if context.server_side:
+            self.disconnect(DISCONNECT_INSUFFICIENT_STATE)
+            return
+        self._unsubscribe_push(channel, UnsubscribeCode.INSUFFICIENT_STATE, "insufficient state")
+
+    def unsupported_payload(self) -> None:
+        """A publication this client's protocol can't carry (binary data to JSON)."""
+        self.disconnect(DISCONNECT_INAPPROPRIATE_PROTOCOL)
+
+    def schedule_subscription_expiry(self, channel: str, context: ChannelContext) -> None:
+        if context.expire_timer is not None:
+            context.expire_timer.cancel()
+            context.expire_timer = None
+        if context.expire_at is None:
+            return
+        delay = (
+            max(0.0, context.expire_at - self._node.clock()) + self._settings.expired_close_delay
+        )
+        context.expire_timer = self._node.loop.call_later(
+            delay, self._on_subscription_expired, channel, context
+        )
+
+    def _on_subscription_expired(self, channel: str, context: ChannelContext) -> None:
+        context.expire_timer = None
+        if self.channels.get(channel) is not context or context.expire_at is None:
+            return
+        if context.expire_at > self._node.clock():
+            self.schedule_subscription_expiry(channel, context)
+        elif context.server_side:
+            self.disconnect(DISCONNECT_SUBSCRIPTION_EXPIRED)
+        else:
+            self._unsubscribe_push(channel, UnsubscribeCode.EXPIRED, "subscription expired")
+
+    def _unsubscribe_push(self, channel: str, code: int, reason: str) -> None:
+        self._node.drop_subscription(self, channel)
+        self._send(
+            Reply(push=Push(channel=channel, unsubscribe=Unsubscribe(code=code, reason=reason)))
+        )
+
 
 _PONG = Command()
+
+
+def _channel(channel: str) -> str:
+    """A command naming no channel is malformed."""
+    if not channel:
+        raise DISCONNECT_BAD_REQUEST
+    return channel
 
 
 def _payload_or_none(value: Any) -> Raw | None:

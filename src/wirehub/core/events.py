@@ -25,12 +25,21 @@ __all__ = [
     "Credentials",
     "DisconnectEvent",
     "DisconnectHandler",
+    "MessageEvent",
+    "MessageHandler",
     "PublishEvent",
     "PublishHandler",
     "PublishReply",
+    "RPCEvent",
+    "RPCHandler",
+    "RPCReply",
+    "RefreshEvent",
+    "RefreshHandler",
+    "RefreshReply",
     "SubscribeEvent",
     "SubscribeHandler",
     "SubscribeReply",
+    "SubscriptionCredentials",
     "TokenVerifier",
     "TransportInfo",
 ]
@@ -60,6 +69,8 @@ class Credentials:
     """Connection info shown to others (presence, join/leave, publications)."""
     expire_at: int | None = None
     """Unix time the connection expires; ``None`` never."""
+    channels: tuple[str, ...] = ()
+    """Server-side subscriptions: channels this connection is subscribed to on connect."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +92,8 @@ class ConnectingReply:
     anonymous access as configured."""
     data: Any = None
     """Custom data for the client, sent in the connect result."""
+    channels: tuple[str, ...] = ()
+    """Server-side subscriptions, added to those of the credentials."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,11 +145,65 @@ class DisconnectEvent:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class RPCEvent:
+    client_id: str
+    user: str
+    method: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RPCReply:
+    data: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEvent:
+    """A ``send`` from a client: fire and forget, no reply."""
+
+    client_id: str
+    user: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshEvent:
+    """The client refreshes its connection (it holds a new token, or other credentials)."""
+
+    client_id: str
+    user: str
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshReply:
+    expire_at: int | None = None
+    """The new expiry; ``None`` never expires."""
+    expired: bool = False
+    """The credentials are no longer valid: close with 3005."""
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionCredentials:
+    """What a valid subscription token grants."""
+
+    user: str
+    channel: str
+    client: str = ""
+    expire_at: int | None = None
+    info: Any = None
+    data: Any = None
+
+
 ConnectingHandler = Callable[[ConnectingEvent], Awaitable[ConnectingReply | None]]
 ConnectHandler = Callable[[ConnectEvent], Awaitable[None]]
 SubscribeHandler = Callable[[SubscribeEvent], Awaitable[SubscribeReply | None]]
 PublishHandler = Callable[[PublishEvent], Awaitable[PublishReply | None]]
 DisconnectHandler = Callable[[DisconnectEvent], Awaitable[None]]
+RPCHandler = Callable[[RPCEvent], Awaitable[RPCReply | None]]
+MessageHandler = Callable[[MessageEvent], Awaitable[None]]
+RefreshHandler = Callable[[RefreshEvent], Awaitable[RefreshReply]]
 
 
 class TokenVerifier(Protocol):
@@ -147,3 +214,7 @@ class TokenVerifier(Protocol):
     """
 
     def verify_connect(self, token: str) -> Credentials: ...
+
+    def verify_subscription(self, token: str) -> SubscriptionCredentials:
+        """Raises ``ClientError`` 103 for an invalid token, 109 for an expired one."""
+        ...

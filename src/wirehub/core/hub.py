@@ -4,26 +4,81 @@ Fan-out is the hot path (``DESIGN.md``): a publication is encoded once per codec
 use, then appended to each subscriber's queue by a plain synchronous call; no
 coroutine, task or await per subscriber. Queues are written once per tick by the
 :class:`~wirehub.core.flusher.TickFlusher`.
+
+A channel's subscribers live in one of three places, so that plain subscribers pay
+nothing for the others' bookkeeping:
+
+- plain subscribers: a set, delivered to unconditionally;
+- positioned subscribers: their last delivered position, checked per publication
+  (a duplicate is skipped, a gap reported through ``Client.insufficient_state``);
+- subscribers being recovered: a buffer collecting live publications while their
+  history is read, handed back by :meth:`Hub.finish_recovering`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, MutableMapping
+from typing import TYPE_CHECKING, Any
 
-from wirehub.protocol.types import Publication, Push, Reply
+import msgspec
+
+from wirehub.protocol.json_codec import json_payload
+from wirehub.protocol.types import ClientInfo, Join, Leave, Publication, Push, Reply, StreamPosition
 
 if TYPE_CHECKING:
     from wirehub.core.client import Client
+    from wirehub.protocol.codec import Codec
 
 __all__ = ["Hub"]
+
+Buffered = list[tuple[Publication, StreamPosition]]
+
+
+class _Encoder:
+    """Encodes one push at most once per codec, on first use."""
+
+    __slots__ = ("_cache", "_reply")
+
+    def __init__(self, reply: Reply) -> None:
+        self._reply = reply
+        self._cache: dict[str, bytes | None] = {}
+
+    def get(self, codec: Codec) -> bytes | None:
+        name = codec.name
+        if name not in self._cache:
+            self._cache[name] = self._encode(codec)
+        return self._cache[name]
+
+    def _encode(self, codec: Codec) -> bytes | None:
+        reply = self._reply
+        pub = reply.push.pub if reply.push is not None else None
+        if not codec.binary and pub is not None:
+            # A payload from a Protobuf client may be binary, or JSON with raw newlines;
+            # checked once per publication, never per subscriber. None: can't be sent.
+            try:
+                data = json_payload(bytes(pub.data))
+            except ValueError:
+                return None
+            if data is not pub.data:
+                reply = _with_data(reply, pub, data)
+        return codec.encode_reply(reply)
+
+
+def _with_data(reply: Reply, pub: Publication, data: object) -> Reply:
+    push = reply.push
+    assert push is not None
+    new_pub = msgspec.structs.replace(pub, data=data)
+    return msgspec.structs.replace(reply, push=msgspec.structs.replace(push, pub=new_pub))
 
 
 class Hub:
     def __init__(self) -> None:
         self._clients: dict[str, Client] = {}
         self._users: dict[str, set[Client]] = {}
-        self._channels: dict[str, set[Client]] = {}
+        self._plain: dict[str, set[Client]] = {}
+        self._positioned: dict[str, dict[Client, StreamPosition]] = {}
+        self._recovering: dict[str, dict[Client, Buffered]] = {}
+        self._join_leave: dict[str, set[Client]] = {}
 
     # Connections.
 
@@ -40,10 +95,13 @@ class Hub:
             connections.discard(client)
             if not connections:
                 del self._users[client.user]
-        return [ch for ch in client.channels if self.remove_subscriber(ch, client)]
+        return [ch for ch in list(client.channels) if self.remove_subscriber(ch, client)]
 
     def clients(self) -> Iterator[Client]:
         return iter(list(self._clients.values()))
+
+    def client(self, client_id: str) -> Client | None:
+        return self._clients.get(client_id)
 
     def user_clients(self, user: str) -> list[Client]:
         return list(self._users.get(user, ()))
@@ -58,49 +116,124 @@ class Hub:
 
     # Subscriptions.
 
-    def add_subscriber(self, channel: str, client: Client) -> bool:
-        """Subscribe ``client``; return whether it is the channel's first here."""
-        subscribers = self._channels.get(channel)
-        if subscribers is None:
-            self._channels[channel] = {client}
-            return True
-        subscribers.add(client)
-        return False
+    def has_subscribers(self, channel: str) -> bool:
+        return channel in self._plain or channel in self._positioned or channel in self._recovering
+
+    def add_subscriber(
+        self,
+        channel: str,
+        client: Client,
+        *,
+        position: StreamPosition | None = None,
+        join_leave: bool = False,
+    ) -> None:
+        """Subscribe ``client``; with a ``position``, deliveries are checked against it."""
+        if position is None:
+            self._plain.setdefault(channel, set()).add(client)
+        else:
+            self._positioned.setdefault(channel, {})[client] = position
+        if join_leave:
+            self._join_leave.setdefault(channel, set()).add(client)
 
     def remove_subscriber(self, channel: str, client: Client) -> bool:
         """Unsubscribe ``client``; return whether the channel is now empty here."""
-        subscribers = self._channels.get(channel)
-        if subscribers is None or client not in subscribers:
-            return False
-        subscribers.discard(client)
-        if subscribers:
-            return False
-        del self._channels[channel]
-        return True
+        _discard(self._plain, channel, client)
+        _discard(self._positioned, channel, client)
+        _discard(self._recovering, channel, client)
+        _discard(self._join_leave, channel, client)
+        return not self.has_subscribers(channel)
 
-    def has_subscribers(self, channel: str) -> bool:
-        return channel in self._channels
+    def start_recovering(self, channel: str, client: Client) -> None:
+        """Buffer the live publications of ``channel`` for ``client`` from now on."""
+        self._recovering.setdefault(channel, {})[client] = []
+
+    def finish_recovering(self, channel: str, client: Client) -> Buffered:
+        """Stop buffering; return what arrived meanwhile."""
+        buffers = self._recovering.get(channel, {})
+        buffered = buffers.pop(client, [])
+        if not buffers:
+            self._recovering.pop(channel, None)
+        return buffered
 
     def channels(self) -> list[str]:
-        return list(self._channels)
-
-    @property
-    def num_channels(self) -> int:
-        return len(self._channels)
+        return list({*self._plain, *self._positioned, *self._recovering})
 
     # Fan-out.
 
-    def broadcast_publication(self, channel: str, publication: Publication) -> None:
+    def broadcast_publication(
+        self, channel: str, publication: Publication, position: StreamPosition
+    ) -> None:
         """Queue ``publication`` for every subscriber of ``channel`` on this node."""
-        subscribers = self._channels.get(channel)
-        if not subscribers:
+        encoder = _Encoder(Reply(push=Push(channel=channel, pub=publication)))
+        plain = self._plain.get(channel)
+        if plain:
+            # A snapshot: a subscriber that overflows its queue is removed mid-loop.
+            _fan_out(tuple(plain), encoder)
+        positioned = self._positioned.get(channel)
+        if positioned:
+            self._deliver_positioned(channel, positioned, encoder, position)
+        recovering = self._recovering.get(channel)
+        if recovering:
+            for buffer in recovering.values():
+                buffer.append((publication, position))
+
+    def _deliver_positioned(
+        self,
+        channel: str,
+        positioned: dict[Client, StreamPosition],
+        encoder: _Encoder,
+        position: StreamPosition,
+    ) -> None:
+        for client, last in tuple(positioned.items()):
+            if position.epoch == last.epoch and position.offset <= last.offset:
+                continue  # already delivered, by recovery
+            if position.epoch != last.epoch or position.offset != last.offset + 1:
+                client.insufficient_state(channel)
+                continue
+            positioned[client] = position
+            _deliver(client, encoder)
+
+    def broadcast_join(self, channel: str, info: ClientInfo) -> None:
+        self._broadcast_to(channel, Reply(push=Push(channel=channel, join=Join(info=info))))
+
+    def broadcast_leave(self, channel: str, info: ClientInfo) -> None:
+        self._broadcast_to(channel, Reply(push=Push(channel=channel, leave=Leave(info=info))))
+
+    def _broadcast_to(self, channel: str, reply: Reply) -> None:
+        clients = self._join_leave.get(channel)
+        if not clients:
             return
-        reply = Reply(push=Push(channel=channel, pub=publication))
-        encoded: dict[str, bytes] = {}
-        # A snapshot: a subscriber that overflows its queue is removed mid-loop.
-        for client in tuple(subscribers):
+        _fan_out(tuple(clients), _Encoder(reply))
+
+
+def _fan_out(clients: tuple[Client, ...], encoder: _Encoder) -> None:
+    codec: Codec | None = None
+    data: bytes | None = None
+    for client in clients:
+        if client.codec is not codec:
             codec = client.codec
-            data = encoded.get(codec.name)
-            if data is None:
-                data = encoded[codec.name] = codec.encode_reply(reply)
+            data = encoder.get(codec)
+        if data is None:
+            client.unsupported_payload()
+        else:
             client.enqueue(data)
+
+
+def _deliver(client: Client, encoder: _Encoder) -> None:
+    data = encoder.get(client.codec)
+    if data is None:
+        client.unsupported_payload()
+    else:
+        client.enqueue(data)
+
+
+def _discard(index: MutableMapping[str, Any], channel: str, client: Client) -> None:
+    members = index.get(channel)
+    if members is None or client not in members:
+        return
+    if isinstance(members, set):
+        members.discard(client)
+    else:
+        members.pop(client, None)
+    if not members:
+        del index[channel]

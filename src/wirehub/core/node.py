@@ -16,15 +16,21 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, NamedTuple, Self
+from typing import Any, Self
 
 from msgspec import Raw
 
 from wirehub._version import __version__
-from wirehub.brokers.base import Broker, PublishOptions
+from wirehub.brokers.base import (
+    Broker,
+    HistoryOptions,
+    HistoryPage,
+    PresenceManager,
+    PublishOptions,
+)
 from wirehub.config import Config, NamespaceOptions
 from wirehub.core.channels import ChannelRules
-from wirehub.core.client import Client, ClientState
+from wirehub.core.client import Client
 from wirehub.core.events import (
     ConnectEvent,
     ConnectHandler,
@@ -33,27 +39,49 @@ from wirehub.core.events import (
     Credentials,
     DisconnectEvent,
     DisconnectHandler,
+    MessageEvent,
+    MessageHandler,
     PublishEvent,
     PublishHandler,
-    SubscribeEvent,
+    RefreshEvent,
+    RefreshHandler,
+    RPCEvent,
+    RPCHandler,
     SubscribeHandler,
+    SubscriptionCredentials,
     TokenVerifier,
 )
 from wirehub.core.flusher import TickFlusher
 from wirehub.core.hub import Hub
 from wirehub.core.payload import EMPTY, to_raw
+from wirehub.core.subscriptions import Subscribed, subscribe, unsubscribe_cleanup
 from wirehub.errors import (
     DISCONNECT_BAD_REQUEST,
+    DISCONNECT_EXPIRED,
     DISCONNECT_INVALID_TOKEN,
     DISCONNECT_SHUTDOWN,
-    ERROR_INTERNAL,
+    ERROR_BAD_REQUEST,
+    ERROR_METHOD_NOT_FOUND,
+    ERROR_PERMISSION_DENIED,
+    ClientError,
     Disconnect,
 )
 from wirehub.protocol.codec import Codec
+from wirehub.protocol.codes import ErrorCode
 from wirehub.protocol.types import (
+    ClientInfo,
     ConnectRequest,
+    HistoryRequest,
+    HistoryResult,
+    Message,
+    PresenceResult,
+    PresenceStatsResult,
     Publication,
     PublishRequest,
+    Push,
+    Reply,
+    RPCRequest,
+    RPCResult,
     StreamPosition,
     SubscribeRequest,
 )
@@ -68,13 +96,6 @@ logger = logging.getLogger("wirehub.node")
 _TASKS_GRACE = 5.0
 
 _NO_VERIFIER: Any = object()
-
-
-class Subscription(NamedTuple):
-    """What authorising a subscribe produced."""
-
-    channel_info: Raw = EMPTY
-    data: Raw = EMPTY
 
 
 class Node:
@@ -92,7 +113,8 @@ class Node:
 
     Args:
         config: the configuration; defaults to every option's default.
-        broker: where publications travel; the in-memory broker by default.
+        broker: where publications and history live; the in-memory broker by default.
+        presence_manager: where presence lives; in memory by default.
         token_verifier: checks connection tokens; by default a JWT verifier built from
             ``config.client.token`` (none when no key is configured).
         clock: seconds since the epoch, injectable for tests.
@@ -103,6 +125,7 @@ class Node:
         config: Config | None = None,
         *,
         broker: Broker | None = None,
+        presence_manager: PresenceManager | None = None,
         token_verifier: TokenVerifier | None = _NO_VERIFIER,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -116,7 +139,12 @@ class Node:
             from wirehub.brokers.memory import MemoryBroker
 
             broker = MemoryBroker()
-        self._broker = broker
+        self.broker = broker
+        if presence_manager is None:
+            from wirehub.brokers.memory import MemoryPresenceManager
+
+            presence_manager = MemoryPresenceManager()
+        self.presence_manager = presence_manager
         if token_verifier is _NO_VERIFIER:
             from wirehub.auth.hooks import connect_verifier_from_config
 
@@ -127,6 +155,9 @@ class Node:
         self._on_subscribe: SubscribeHandler | None = None
         self._on_publish: PublishHandler | None = None
         self._on_disconnect: DisconnectHandler | None = None
+        self._on_rpc: RPCHandler | None = None
+        self._on_message: MessageHandler | None = None
+        self._on_refresh: RefreshHandler | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flusher: TickFlusher | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -160,6 +191,25 @@ class Node:
         self._on_disconnect = handler
         return handler
 
+    def on_rpc(self, handler: RPCHandler) -> RPCHandler:
+        """Answer ``rpc`` commands; without a handler they get error 104."""
+        self._on_rpc = handler
+        return handler
+
+    def on_message(self, handler: MessageHandler) -> MessageHandler:
+        """Receive the clients' ``send`` messages (no reply)."""
+        self._on_message = handler
+        return handler
+
+    def on_refresh(self, handler: RefreshHandler) -> RefreshHandler:
+        """Refresh connections in code instead of with connection tokens."""
+        self._on_refresh = handler
+        return handler
+
+    @property
+    def subscribe_handler(self) -> SubscribeHandler | None:
+        return self._on_subscribe
+
     # Lifecycle.
 
     async def __aenter__(self) -> Self:
@@ -179,7 +229,7 @@ class Node:
             raise RuntimeError("this node is already running")
         self._loop = asyncio.get_running_loop()
         self._flusher = TickFlusher(self._loop)
-        await self._broker.start(self)
+        await self.broker.start(self)
 
     async def close(self, disconnect: Disconnect = DISCONNECT_SHUTDOWN) -> None:
         """Disconnect every client (3001 "shutdown" by default) and stop."""
@@ -187,7 +237,7 @@ class Node:
             return
         for client in [*self.hub.clients(), *self._connecting]:
             client.disconnect(disconnect)
-        await self._broker.close()
+        await self.broker.close()
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=_TASKS_GRACE)
             for task in pending:
@@ -217,13 +267,51 @@ class Node:
     ) -> StreamPosition:
         """Publish ``data`` (any JSON value, or ``bytes`` of JSON) into ``channel``.
 
+        Returns the stream position: the publication's offset and the epoch when the
+        namespace keeps history, offset 0 otherwise.
+
         Raises:
             ClientError: 102 for an unknown namespace, 107 for an invalid name.
             ValueError: ``data`` is not JSON.
         """
         options = self.rules.namespace(channel)
         publication = Publication(data=to_raw(data), tags=tags or None)
-        return await self._broker.publish(channel, publication, _publish_options(options))
+        return await self.broker.publish(channel, publication, _publish_options(options))
+
+    async def history(
+        self,
+        channel: str,
+        *,
+        limit: int = 0,
+        since: StreamPosition | None = None,
+        reverse: bool = False,
+    ) -> HistoryPage:
+        """Read a channel's history (``limit`` 0: only the position, < 0: all)."""
+        self.rules.namespace(channel)
+        return await self.broker.history(channel, HistoryOptions(since, limit, reverse))
+
+    async def presence(self, channel: str) -> dict[str, ClientInfo]:
+        self.rules.namespace(channel)
+        return await self.presence_manager.presence(channel)
+
+    def send(self, data: Any, *, client: str | None = None, user: str | None = None) -> int:
+        """Push a ``message`` to one connection, or to every connection of ``user`` on
+        this node; return how many got it."""
+        if (client is None) == (user is None):
+            raise TypeError("send() takes exactly one of client= or user=")
+        if client is not None:
+            found = self.hub.client(client)
+            targets = [found] if found is not None else []
+        else:
+            targets = self.hub.user_clients(user or "")
+        reply = Reply(push=Push(message=Message(data=to_raw(data))))
+        encoded: dict[str, bytes] = {}
+        for target in targets:
+            codec = target.codec
+            if codec.name not in encoded:
+                encoded[codec.name] = codec.encode_reply(reply)
+            target.enqueue(encoded[codec.name])
+        return len(targets)
 
     @property
     def num_clients(self) -> int:
@@ -241,23 +329,37 @@ class Node:
 
     # Broker side.
 
-    def handle_publication(self, channel: str, publication: Publication) -> None:
-        self.hub.broadcast_publication(channel, publication)
+    def handle_publication(
+        self, channel: str, publication: Publication, position: StreamPosition
+    ) -> None:
+        self.hub.broadcast_publication(channel, publication, position)
+
+    def handle_join(self, channel: str, info: ClientInfo) -> None:
+        self.hub.broadcast_join(channel, info)
+
+    def handle_leave(self, channel: str, info: ClientInfo) -> None:
+        self.hub.broadcast_leave(channel, info)
 
     # Client side: called by Client only.
 
     async def authenticate(
         self, client: Client, request: ConnectRequest
-    ) -> tuple[Credentials, Raw | None]:
+    ) -> tuple[Credentials, Raw | None, tuple[str, ...]]:
+        """Who ``client`` is, custom connect data, and its server-side channels."""
         credentials, data = None, None
+        channels: tuple[str, ...] = ()
         if self._on_connecting is not None:
             reply = await self._on_connecting(_connecting_event(client, request))
             if reply is not None:
                 credentials = reply.credentials
                 data = None if reply.data is None else to_raw(reply.data)
+                channels = reply.channels
         if credentials is None:
             credentials = self._credentials_from_request(client, request)
-        return credentials, data
+        all_channels = tuple(dict.fromkeys((*credentials.channels, *channels)))
+        for channel in all_channels:
+            self.rules.namespace(channel)  # an unknown namespace fails the connect: 102
+        return credentials, data, all_channels
 
     def _credentials_from_request(self, client: Client, request: ConnectRequest) -> Credentials:
         if request.token:
@@ -269,6 +371,32 @@ class Node:
             return Credentials(user="")
         logger.info("client %s sent no credentials", client.id)
         raise DISCONNECT_BAD_REQUEST
+
+    async def refresh(self, client: Client, token: str) -> int | None:
+        """The connection's new expiry after a ``refresh`` command."""
+        if self._on_refresh is not None:
+            reply = await self._on_refresh(RefreshEvent(client.id, client.user, token))
+            if reply.expired:
+                raise DISCONNECT_EXPIRED
+            return reply.expire_at
+        if not token:
+            raise ERROR_BAD_REQUEST
+        if self._verifier is None:
+            raise DISCONNECT_INVALID_TOKEN
+        try:
+            credentials = self._verifier.verify_connect(token)
+        except ClientError as exc:
+            if exc.code == ErrorCode.TOKEN_EXPIRED:
+                raise DISCONNECT_EXPIRED from None
+            raise
+        if credentials.user != client.user:
+            raise DISCONNECT_INVALID_TOKEN
+        return credentials.expire_at
+
+    def verify_subscription(self, token: str) -> SubscriptionCredentials:
+        if self._verifier is None:
+            raise ClientError(ERROR_PERMISSION_DENIED.code, ERROR_PERMISSION_DENIED.message)
+        return self._verifier.verify_subscription(token)
 
     def client_connected(self, client: Client) -> None:
         self._connecting.discard(client)
@@ -286,43 +414,51 @@ class Node:
 
     def client_closed(self, client: Client, disconnect: Disconnect, *, was_connected: bool) -> None:
         self._connecting.discard(client)
-        for channel in self.hub.remove(client):
-            self._spawn(self._broker.unsubscribe(channel))
+        subscriptions = dict(client.channels)
+        self.hub.remove(client)
+        client.channels.clear()
+        for channel, context in subscriptions.items():
+            self._spawn(unsubscribe_cleanup(self, client, channel, context))
         logger.debug("client %s closed: %d %s", client.id, disconnect.code, disconnect.reason)
         if was_connected and self._on_disconnect is not None:
             event = DisconnectEvent(client.id, client.user, disconnect.code, disconnect.reason)
             self._spawn(self._on_disconnect(event))
 
-    async def authorize_subscribe(self, client: Client, request: SubscribeRequest) -> Subscription:
-        self.rules.check_subscribe(request.channel, client.user)
-        if self._on_subscribe is None:
-            return Subscription()
-        event = SubscribeEvent(client.id, client.user, request.channel, bytes(request.data))
-        reply = await self._on_subscribe(event)
-        if reply is None:
-            return Subscription()
-        return Subscription(
-            channel_info=EMPTY if reply.channel_info is None else to_raw(reply.channel_info),
-            data=EMPTY if reply.data is None else to_raw(reply.data),
-        )
+    async def subscribe_client(
+        self, client: Client, request: SubscribeRequest, *, server_side: bool = False
+    ) -> Subscribed | None:
+        return await subscribe(self, client, request, server_side=server_side)
 
-    async def add_subscription(self, client: Client, channel: str, channel_info: Raw) -> None:
+    async def after_subscribe(self, client: Client, channel: str) -> None:
+        """Presence entry and join, once the subscribe reply is queued."""
+        context = client.channels.get(channel)
+        if context is None:
+            return
+        info = client.channel_info(channel, context)
+        if context.presence:
+            await self.presence_manager.add_presence(channel, info)
+        if context.join_leave:
+            await self.broker.publish_join(channel, info)
+
+    async def unsubscribe_client(self, client: Client, channel: str) -> None:
+        context = client.channels.pop(channel, None)
+        if context is None:
+            return
+        self.hub.remove_subscriber(channel, client)
+        await unsubscribe_cleanup(self, client, channel, context)
+
+    def drop_subscription(self, client: Client, channel: str) -> None:
+        """End a subscription now (gap, expiry); the cleanup runs in the background."""
+        context = client.channels.pop(channel, None)
+        if context is None:
+            return
+        self.hub.remove_subscriber(channel, client)
+        self._spawn(unsubscribe_cleanup(self, client, channel, context))
+
+    async def release_channel(self, channel: str) -> None:
+        """Tell the broker this node no longer needs ``channel``, if nobody here does."""
         if not self.hub.has_subscribers(channel):
-            try:
-                await self._broker.subscribe(channel)
-            except Exception:
-                logger.exception("broker failed to subscribe to %s", channel)
-                raise ERROR_INTERNAL from None
-        if client.state is ClientState.CLOSED:
-            return
-        client.channels[channel] = channel_info
-        self.hub.add_subscriber(channel, client)
-
-    async def remove_subscription(self, client: Client, channel: str) -> None:
-        if client.channels.pop(channel, None) is None:
-            return
-        if self.hub.remove_subscriber(channel, client):
-            await self._broker.unsubscribe(channel)
+            await self.broker.unsubscribe(channel)
 
     async def client_publish(self, client: Client, request: PublishRequest) -> None:
         channel = request.channel
@@ -335,8 +471,45 @@ class Node:
             reply = await self._on_publish(event)
             if reply is not None and reply.data is not None:
                 data = to_raw(reply.data)
-        publication = Publication(data=data, info=client.publication_info(channel))
-        await self._broker.publish(channel, publication, _publish_options(options))
+        info = client.channel_info(channel, client.channels.get(channel))
+        publication = Publication(data=data, info=info)
+        await self.broker.publish(channel, publication, _publish_options(options))
+
+    async def client_history(self, client: Client, request: HistoryRequest) -> HistoryResult:
+        channel = request.channel
+        self.rules.check_history(channel, client.user, subscribed=channel in client.channels)
+        since = request.since
+        if request.reverse and since is not None and since.offset == 0:
+            raise ERROR_BAD_REQUEST
+        cap = self.config.client.history_max_publication_limit
+        limit = cap if request.limit < 0 else min(request.limit, cap)
+        page = await self.broker.history(channel, HistoryOptions(since, limit, request.reverse))
+        if since is not None and since.epoch and since.epoch != page.position.epoch:
+            raise ClientError(ErrorCode.UNRECOVERABLE_POSITION, "unrecoverable position")
+        position = page.position
+        return HistoryResult(
+            publications=page.publications, epoch=position.epoch, offset=position.offset
+        )
+
+    async def client_presence(self, client: Client, channel: str) -> PresenceResult:
+        self.rules.check_presence(channel, client.user, subscribed=channel in client.channels)
+        return PresenceResult(presence=await self.presence_manager.presence(channel))
+
+    async def client_presence_stats(self, client: Client, channel: str) -> PresenceStatsResult:
+        self.rules.check_presence(channel, client.user, subscribed=channel in client.channels)
+        stats = await self.presence_manager.presence_stats(channel)
+        return PresenceStatsResult(num_clients=stats.num_clients, num_users=stats.num_users)
+
+    async def client_rpc(self, client: Client, request: RPCRequest) -> RPCResult:
+        if self._on_rpc is None:
+            raise ERROR_METHOD_NOT_FOUND
+        event = RPCEvent(client.id, client.user, request.method, bytes(request.data))
+        reply = await self._on_rpc(event)
+        return RPCResult(data=EMPTY if reply is None or reply.data is None else to_raw(reply.data))
+
+    async def client_message(self, client: Client, data: Raw) -> None:
+        if self._on_message is not None:
+            await self._on_message(MessageEvent(client.id, client.user, bytes(data)))
 
     # Tasks.
 
@@ -364,5 +537,9 @@ def _connecting_event(client: Client, request: ConnectRequest) -> ConnectingEven
 
 
 def _publish_options(options: NamespaceOptions) -> PublishOptions:
-    # History options arrive with the history feature; until then nothing is kept.
-    return PublishOptions()
+    if not options.history_enabled:
+        return _NO_HISTORY
+    return PublishOptions(history_size=options.history_size, history_ttl=options.history_ttl)
+
+
+_NO_HISTORY = PublishOptions()

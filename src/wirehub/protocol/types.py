@@ -26,23 +26,31 @@ __all__ = [
     "Command",
     "ConnectRequest",
     "ConnectResult",
+    "Disconnect",
     "Error",
     "HistoryRequest",
+    "HistoryResult",
     "Join",
     "Leave",
     "Message",
     "PresenceRequest",
+    "PresenceResult",
     "PresenceStatsRequest",
+    "PresenceStatsResult",
     "Publication",
     "PublishRequest",
     "PublishResult",
     "Push",
     "RPCRequest",
+    "RPCResult",
     "RefreshRequest",
+    "RefreshResult",
     "Reply",
     "SendRequest",
     "StreamPosition",
     "SubRefreshRequest",
+    "SubRefreshResult",
+    "Subscribe",
     "SubscribeRequest",
     "SubscribeResult",
     "Unsubscribe",
@@ -218,6 +226,37 @@ class PublishResult(_Message, frozen=True):
     pass
 
 
+class PresenceResult(_Message, frozen=True):
+    presence: dict[str, ClientInfo]
+
+
+class PresenceStatsResult(_Message, frozen=True):
+    num_clients: Uint32
+    num_users: Uint32
+
+
+class HistoryResult(_Message, frozen=True):
+    publications: list[Publication]
+    epoch: str
+    offset: Uint64
+
+
+class RPCResult(_Message, frozen=True):
+    data: Raw = EMPTY_RAW
+
+
+class RefreshResult(_Message, frozen=True):
+    client: str = ""
+    version: str = ""
+    expires: bool = False
+    ttl: Uint32 = 0
+
+
+class SubRefreshResult(_Message, frozen=True):
+    expires: bool = False
+    ttl: Uint32 = 0
+
+
 # Pushes (server to client, no id).
 
 
@@ -238,6 +277,23 @@ class Message(_Message, frozen=True):
     data: Raw
 
 
+class Subscribe(_Message, frozen=True):
+    """Push: the server subscribed this connection (server-side subscription)."""
+
+    recoverable: bool = False
+    epoch: str = ""
+    offset: Uint64 = 0
+    positioned: bool = False
+    data: Raw = EMPTY_RAW
+
+
+class Disconnect(_Message, frozen=True):
+    """Push, for emulation and unidirectional transports (WebSocket uses close frames)."""
+
+    code: Uint32 = 0
+    reason: str = ""
+
+
 class Push(_Message, frozen=True):
     channel: str = ""
     pub: Publication | None = None
@@ -245,6 +301,8 @@ class Push(_Message, frozen=True):
     leave: Leave | None = None
     unsubscribe: Unsubscribe | None = None
     message: Message | None = None
+    subscribe: Subscribe | None = None
+    disconnect: Disconnect | None = None
 
 
 class Reply(_Message, frozen=True):
@@ -257,3 +315,9 @@ class Reply(_Message, frozen=True):
     subscribe: SubscribeResult | None = None
     unsubscribe: UnsubscribeResult | None = None
     publish: PublishResult | None = None
+    presence: PresenceResult | None = None
+    presence_stats: PresenceStatsResult | None = None
+    history: HistoryResult | None = None
+    rpc: RPCResult | None = None
+    refresh: RefreshResult | None = None
+    sub_refresh: SubRefreshResult | None = None

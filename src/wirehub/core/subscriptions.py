@@ -1,0 +1,268 @@
+"""Subscribing a client to a channel: authorisation, positioning and recovery, presence.
+
+Rules (``centrifugo-protocol.md`` §5, §7.2, §8.3):
+
+1. A subscription token, when sent, decides alone: its channel, user and client must
+   match (else 103); expired -> 109. Without a token the namespace rules decide, then
+   ``on_subscribe`` may deny or enrich. Server-side subscriptions are granted.
+2. Positioning and recovery need history on the namespace; ``force_*`` turns them on
+   for everyone, ``allow_*`` or history access lets the client ask. Recovery implies
+   positioning.
+3. A positioned subscription buffers live publications while the stream position (and,
+   when recovering, the missed publications) is read, then joins the hub and its reply
+   is queued in the same step: nothing published meanwhile is lost, duplicated, or
+   delivered before the reply.
+4. Presence and join are recorded after the reply; leave and presence removal follow
+   every unsubscribe, whatever its cause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from msgspec import Raw
+
+from wirehub.brokers.base import HistoryOptions
+from wirehub.config import NamespaceOptions
+from wirehub.core.events import SubscribeEvent
+from wirehub.core.payload import EMPTY, to_raw
+from wirehub.core.recovery import Recovery, merge_live, recover
+from wirehub.errors import (
+    DISCONNECT_INSUFFICIENT_STATE,
+    ERROR_INTERNAL,
+    ERROR_PERMISSION_DENIED,
+    ClientError,
+)
+from wirehub.protocol.codes import ErrorCode
+from wirehub.protocol.types import Publication, StreamPosition, SubscribeRequest, SubscribeResult
+
+if TYPE_CHECKING:
+    from wirehub.core.client import Client
+    from wirehub.core.node import Node
+
+__all__ = ["ChannelContext", "Subscribed", "subscribe", "unsubscribe_cleanup"]
+
+logger = logging.getLogger("wirehub.node")
+
+# SubscribeRequest.flag bit: answer 112 instead of recovered:false.
+_REJECT_UNRECOVERED = 2
+
+
+@dataclass(slots=True)
+class ChannelContext:
+    """One client's subscription to one channel."""
+
+    info: Raw = field(default_factory=lambda: EMPTY)
+    """Channel info, from a subscription token or ``on_subscribe``."""
+    server_side: bool = False
+    positioned: bool = False
+    recoverable: bool = False
+    push_join_leave: bool = False
+    """This subscriber receives join/leave pushes."""
+    presence: bool = False
+    """The namespace keeps presence: an entry exists while subscribed."""
+    join_leave: bool = False
+    """The namespace publishes join/leave for this subscriber."""
+    expire_at: float | None = None
+    expire_timer: asyncio.TimerHandle | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribed:
+    result: SubscribeResult
+    live: list[Publication]
+    """Publications that arrived while the position was read: delivered after the reply."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Grant:
+    info: Raw = field(default_factory=lambda: EMPTY)
+    data: Raw = field(default_factory=lambda: EMPTY)
+    expire_at: float | None = None
+
+
+async def subscribe(
+    node: Node, client: Client, request: SubscribeRequest, *, server_side: bool = False
+) -> Subscribed | None:
+    """Subscribe ``client``; ``None`` when it closed meanwhile. The caller queues the
+    reply right away, with no await in between."""
+    channel = request.channel
+    options = node.rules.namespace(channel)
+    grant = _Grant() if server_side else await _authorize(node, client, request)
+    context = _context(node, client, request, options, grant, server_side=server_side)
+    if not node.hub.has_subscribers(channel):
+        try:
+            await node.broker.subscribe(channel)
+        except Exception:
+            logger.exception("broker failed to subscribe to %s", channel)
+            raise ERROR_INTERNAL from None
+    if client.closed:
+        return None
+    if not context.positioned:
+        _commit(node, client, channel, context, None)
+        return Subscribed(_result(request, context, grant, node), [])
+    recovery, top = await _read_position(node, client, request, context)
+    if client.closed:
+        return None
+    if recovery.gap:
+        raise DISCONNECT_INSUFFICIENT_STATE
+    recovering = request.recover and context.recoverable
+    if recovering and not recovery.recovered and request.flag & _REJECT_UNRECOVERED:
+        await node.release_channel(channel)
+        raise ClientError(ErrorCode.UNRECOVERABLE_POSITION, "unrecoverable position")
+    _commit(node, client, channel, context, recovery.position)
+    result = _result(request, context, grant, node, top=top, recovery=recovery)
+    return Subscribed(result, [] if recovery.recovered else recovery.publications)
+
+
+async def _authorize(node: Node, client: Client, request: SubscribeRequest) -> _Grant:
+    channel = request.channel
+    if request.token:
+        credentials = node.verify_subscription(request.token)
+        if (
+            credentials.channel != channel
+            or credentials.user != client.user
+            or (credentials.client and credentials.client != client.id)
+        ):
+            raise ClientError(ERROR_PERMISSION_DENIED.code, ERROR_PERMISSION_DENIED.message)
+        return _Grant(
+            info=_raw(credentials.info),
+            data=_raw(credentials.data),
+            expire_at=credentials.expire_at,
+        )
+    node.rules.check_subscribe(channel, client.user)
+    handler = node.subscribe_handler
+    if handler is None:
+        return _Grant()
+    reply = await handler(SubscribeEvent(client.id, client.user, channel, bytes(request.data)))
+    if reply is None:
+        return _Grant()
+    return _Grant(info=_raw(reply.channel_info), data=_raw(reply.data))
+
+
+def _context(
+    node: Node,
+    client: Client,
+    request: SubscribeRequest,
+    options: NamespaceOptions,
+    grant: _Grant,
+    *,
+    server_side: bool,
+) -> ChannelContext:
+    history = options.history_enabled
+    history_access = node.rules.may_read_history(options, client.user, subscribed=True)
+    recoverable = history and (
+        options.force_recovery
+        or (request.recoverable and (options.allow_recovery or history_access))
+    )
+    positioned = recoverable or (
+        history
+        and (
+            options.force_positioning
+            or (request.positioned and (options.allow_positioning or history_access))
+        )
+    )
+    presence_access = node.rules.may_read_presence(options, client.user, subscribed=True)
+    push_join_leave = options.join_leave and (
+        options.force_push_join_leave or (request.join_leave and presence_access)
+    )
+    return ChannelContext(
+        info=grant.info,
+        server_side=server_side,
+        positioned=positioned,
+        recoverable=recoverable,
+        push_join_leave=push_join_leave,
+        presence=options.presence,
+        join_leave=options.join_leave,
+        expire_at=grant.expire_at,
+    )
+
+
+async def _read_position(
+    node: Node, client: Client, request: SubscribeRequest, context: ChannelContext
+) -> tuple[Recovery, StreamPosition]:
+    channel = request.channel
+    limit = node.config.client.recovery_max_publication_limit
+    recovering = request.recover and context.recoverable
+    since = StreamPosition(offset=request.offset, epoch=request.epoch)
+    history = HistoryOptions(since=since, limit=limit + 1) if recovering else HistoryOptions()
+    node.hub.start_recovering(channel, client)
+    try:
+        page = await node.broker.history(channel, history)
+    except Exception:
+        logger.exception("broker failed to read the history of %s", channel)
+        raise ERROR_INTERNAL from None
+    finally:
+        buffered = node.hub.finish_recovering(channel, client)
+    top = page.position
+    if recovering:
+        return recover(since, page.publications, top, buffered, limit=limit), top
+    return merge_live(top, buffered), top
+
+
+def _commit(
+    node: Node,
+    client: Client,
+    channel: str,
+    context: ChannelContext,
+    position: StreamPosition | None,
+) -> None:
+    client.channels[channel] = context
+    node.hub.add_subscriber(channel, client, position=position, join_leave=context.push_join_leave)
+    if context.expire_at is not None:
+        client.schedule_subscription_expiry(channel, context)
+
+
+def _result(
+    request: SubscribeRequest,
+    context: ChannelContext,
+    grant: _Grant,
+    node: Node,
+    *,
+    top: StreamPosition | None = None,
+    recovery: Recovery | None = None,
+) -> SubscribeResult:
+    ttl = _ttl(node, grant.expire_at)
+    if top is None or recovery is None:
+        return SubscribeResult(
+            expires=ttl is not None, ttl=ttl or 0, data=grant.data, was_recovering=request.recover
+        )
+    recovered = recovery.recovered and request.recover and context.recoverable
+    return SubscribeResult(
+        expires=ttl is not None,
+        ttl=ttl or 0,
+        recoverable=context.recoverable,
+        epoch=top.epoch,
+        publications=recovery.publications if recovered else None,
+        recovered=recovered,
+        offset=request.offset if recovered else top.offset,
+        positioned=True,
+        data=grant.data,
+        was_recovering=request.recover,
+    )
+
+
+def _ttl(node: Node, expire_at: float | None) -> int | None:
+    if expire_at is None:
+        return None
+    return max(0, int(expire_at - node.clock()))
+
+
+def _raw(value: object) -> Raw:
+    return EMPTY if value is None else to_raw(value)
+
+
+async def unsubscribe_cleanup(
+    node: Node, client: Client, channel: str, context: ChannelContext
+) -> None:
+    """After a subscription ended (the hub already forgot it): presence, leave, broker."""
+    if context.expire_timer is not None:
+        context.expire_timer.cancel()
+    if context.presence:
+        await node.presence_manager.remove_presence(channel, client.id)
+    if context.join_leave:
+        await node.broker.publish_leave(channel, client.channel_info(channel, context))
+    await node.release_channel(channel)
