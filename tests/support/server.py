@@ -43,6 +43,11 @@ class ServerProcess:
     def http_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None, "the server is not running"
+        return self._proc.pid
+
     def start(self) -> ServerProcess:
         command = [sys.executable, "-m", "wirehub", "serve", "--config", str(self.config_path)]
         self._proc = subprocess.Popen(

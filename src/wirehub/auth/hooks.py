@@ -42,7 +42,9 @@ class JwtConnectVerifier:
             info = to_raw(claims.info) if claims.info else None
             data = to_raw(claims.data) if claims.data else None
         except ValueError:
-            raise ClientError(ERROR_PERMISSION_DENIED.code, ERROR_PERMISSION_DENIED.message) from None
+            raise ClientError(
+                ERROR_PERMISSION_DENIED.code, ERROR_PERMISSION_DENIED.message
+            ) from None
         return SubscriptionCredentials(
             user=claims.user,
             channel=claims.channel,

@@ -3,6 +3,14 @@
 Portable to any ASGI server, at about half the fan-out speed of the standalone path:
 each frame is an ASGI ``websocket.send`` message, written by one writer task per
 connection so that fan-out itself never awaits.
+
+The codec is chosen as in the standalone path (:func:`~wirehub.transports.websocket.
+select_codec`): Protobuf frames go out as ``bytes`` (binary frames), JSON as ``text``.
+
+permessage-deflate is the ASGI server's business here, not ours (uvicorn:
+``ws_per_message_deflate``, on by default; ``websocket.compression`` only applies to
+``wirehub serve``). The server's own ``ws_max_size`` bounds what it inflates before
+``message_size_limit`` is checked below.
 """
 
 from __future__ import annotations
@@ -13,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from wirehub.core.events import TransportInfo
 from wirehub.errors import Disconnect
-from wirehub.protocol.json_codec import JSON_CODEC
 from wirehub.transports.origin import OriginCheck
+from wirehub.transports.websocket import select_codec, select_subprotocol
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, MutableMapping
@@ -34,17 +42,17 @@ __all__ = ["AsgiWebSocketTransport", "serve_websocket"]
 _HIGH_WATER = 64 * 1024
 _LOW_WATER = 16 * 1024
 
-_JSON_SUBPROTOCOL = "centrifuge-json"
 _CLOSE_TIMEOUT = 5.0
 
 
 class AsgiWebSocketTransport:
     """The core's :class:`Transport` over an ASGI ``send`` callable."""
 
-    def __init__(self, send: Send, info: TransportInfo) -> None:
+    def __init__(self, send: Send, info: TransportInfo, *, binary: bool = False) -> None:
         self.client: Client | None = None
         self._send = send
         self._info = info
+        self._binary = binary
         self._frames: deque[bytes] = deque()
         self._pending = 0
         self._paused = False
@@ -89,7 +97,10 @@ class AsgiWebSocketTransport:
             self._wakeup.clear()
             while self._frames:
                 frame = self._frames.popleft()
-                await self._send({"type": "websocket.send", "text": frame.decode()})
+                if self._binary:
+                    await self._send({"type": "websocket.send", "bytes": frame})
+                else:
+                    await self._send({"type": "websocket.send", "text": frame.decode()})
                 self._pending -= len(frame)
                 self._maybe_resume()
             if self._close is not None:
@@ -121,13 +132,14 @@ async def serve_websocket(
         # Closing before accepting makes the server answer the handshake with 403.
         await send({"type": "websocket.close", "code": 1008})
         return
-    offered = scope.get("subprotocols") or []
-    subprotocol = _JSON_SUBPROTOCOL if _JSON_SUBPROTOCOL in offered else None
+    subprotocol = select_subprotocol(scope.get("subprotocols") or ())
+    codec = select_codec(subprotocol, scope.get("query_string", b"").decode("latin-1"))
     await send({"type": "websocket.accept", "subprotocol": subprotocol})
     client_addr = scope.get("client")
     remote = f"{client_addr[0]}:{client_addr[1]}" if client_addr else ""
-    transport = AsgiWebSocketTransport(send, TransportInfo("websocket", "json", remote, headers))
-    client = transport.client = node.attach(transport, JSON_CODEC)
+    info = TransportInfo("websocket", codec.name, remote, headers)
+    transport = AsgiWebSocketTransport(send, info, binary=codec.binary)
+    client = transport.client = node.attach(transport, codec)
     writer = asyncio.create_task(transport.run_writer())
     try:
         await _read(transport, client, receive, node.config.websocket.message_size_limit)

@@ -15,12 +15,22 @@ Rules:
    §4.2.2); websockets alone would answer 400.
 3. Incoming messages are bounded by ``websocket.message_size_limit`` (1009, counted
    across fragments) and by :data:`MAX_FRAGMENTS` fragments (1009); text must be UTF-8
-   (1007, checked fragment by fragment so the first bad byte fails); protocol
-   violations get 1002. All of these come from websockets except the fragment count
+   (1007, checked fragment by fragment so the first bad byte fails; binary frames are
+   the codec's to judge); protocol violations get 1002. All of these come from websockets except the fragment count
    and UTF-8, checked here. Nothing is read after a failure.
-4. Outgoing data frames are built here: one unmasked text frame per flush. Control
-   frames (close, pong) go through websockets so its state stays right.
-5. After a close frame is sent, the peer has :data:`CLOSE_TIMEOUT` seconds to answer
+4. The codec is chosen at the handshake (``centrifugo-protocol.md`` §1.4): Protobuf
+   when the client offers the ``centrifuge-protobuf`` subprotocol or asks for
+   ``cf_protocol=protobuf`` (or ``format=protobuf``) in the query, JSON otherwise. An
+   offered subprotocol we know is echoed, ``centrifuge-json`` first when both are.
+5. Outgoing data frames are built here: one unmasked frame per flush, text for JSON,
+   binary for Protobuf. Control frames (close, pong) go through websockets so its state
+   stays right. So do data frames when permessage-deflate was negotiated
+   (``websocket.compression``): websockets compresses them.
+6. With permessage-deflate, ``message_size_limit`` bounds the *decompressed* size:
+   websockets inflates at most what is left under the limit and closes with 1009 as
+   soon as there is more (B6), so a deflate bomb never expands in memory. A compressed
+   (RSV1) frame on a connection that negotiated no extension is a 1002 (B7).
+7. After a close frame is sent, the peer has :data:`CLOSE_TIMEOUT` seconds to answer
    before the socket is dropped.
 """
 
@@ -30,9 +40,13 @@ import asyncio
 import codecs
 import logging
 import struct
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, cast
+from urllib.parse import parse_qsl
 
 from websockets.exceptions import InvalidHeaderValue
+from websockets.extensions.base import ServerExtensionFactory
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import State
@@ -42,13 +56,26 @@ from websockets.typing import Subprotocol
 from wirehub.core.events import TransportInfo
 from wirehub.errors import DISCONNECT_SHUTDOWN, Disconnect
 from wirehub.protocol.json_codec import JSON_CODEC
+from wirehub.protocol.protobuf_codec import PROTOBUF_CODEC
 from wirehub.transports.origin import OriginCheck
 
 if TYPE_CHECKING:
+    from wirehub.config import WebSocketConfig
     from wirehub.core.client import Client
     from wirehub.core.node import Node
+    from wirehub.protocol.codec import Codec
 
-__all__ = ["CLOSE_TIMEOUT", "ENDPOINT", "MAX_FRAGMENTS", "WebSocketProtocol", "make_protocol_class"]
+__all__ = [
+    "CLOSE_TIMEOUT",
+    "ENDPOINT",
+    "JSON_SUBPROTOCOL",
+    "MAX_FRAGMENTS",
+    "PROTOBUF_SUBPROTOCOL",
+    "WebSocketProtocol",
+    "make_protocol_class",
+    "select_codec",
+    "select_subprotocol",
+]
 
 logger = logging.getLogger("wirehub.websocket")
 
@@ -56,6 +83,13 @@ ENDPOINT = "/connection/websocket"
 CLOSE_TIMEOUT = 5.0
 MAX_FRAGMENTS = 4096
 JSON_SUBPROTOCOL = Subprotocol("centrifuge-json")
+PROTOBUF_SUBPROTOCOL = Subprotocol("centrifuge-protobuf")
+# In order of preference, as Centrifuge's upgrader lists them (it picks by its own order).
+_SUBPROTOCOLS = (JSON_SUBPROTOCOL, PROTOBUF_SUBPROTOCOL)
+
+# First byte of an unmasked final data frame: FIN + opcode.
+_FIN_TEXT = 0x81
+_FIN_BINARY = 0x82
 
 # websockets logs every open and close at INFO; `wirehub serve` sets this to WARNING.
 _websockets_logger = logging.getLogger("wirehub.websocket.protocol")
@@ -66,22 +100,72 @@ def make_protocol_class(node: Node, *, path: str = ENDPOINT) -> type[WebSocketPr
     return type(
         "BoundWebSocketProtocol",
         (WebSocketProtocol,),
-        {"node": node, "path": path, "origins": OriginCheck(node.config.client.allowed_origins)},
+        {
+            "node": node,
+            "path": path,
+            "origins": OriginCheck(node.config.client.allowed_origins),
+            "extensions": _extensions(node.config.websocket),
+        },
     )
 
 
-def _select_subprotocol(protocol: ServerProtocol, offered: Any) -> Subprotocol | None:
-    # centrifuge-js offers none for JSON; when one is offered it must be echoed.
-    return JSON_SUBPROTOCOL if JSON_SUBPROTOCOL in offered else None
+def _extensions(config: WebSocketConfig) -> tuple[ServerExtensionFactory, ...]:
+    if not config.compression:
+        return ()
+    # uvicorn's settings: 12-bit windows and memLevel 5 keep the zlib state of a
+    # connection under about 75 KiB, against about 300 KiB at zlib's defaults (the
+    # client's window stays at 15 bits unless it offers client_max_window_bits).
+    factory = ServerPerMessageDeflateFactory(
+        server_max_window_bits=12,
+        client_max_window_bits=12,
+        compress_settings={"level": config.compression_level, "memLevel": 5},
+    )
+    return (factory,)
 
 
-def text_frame_header(length: int) -> bytes:
-    """The header of an unmasked, final text frame carrying ``length`` bytes."""
+def select_subprotocol(offered: Sequence[str]) -> Subprotocol | None:
+    """The subprotocol to echo among those the client offered, if any we know.
+
+    centrifuge-js offers none for JSON; when one is offered it must be echoed, or
+    browsers abort the handshake.
+    """
+    for subprotocol in _SUBPROTOCOLS:
+        if subprotocol in offered:
+            return subprotocol
+    return None
+
+
+def select_codec(subprotocol: str | None, query: str) -> Codec:
+    """Protobuf for the ``centrifuge-protobuf`` subprotocol or a query asking for it
+    (``cf_protocol=protobuf`` or ``format=protobuf``, as Centrifuge); JSON otherwise."""
+    if subprotocol == PROTOBUF_SUBPROTOCOL or _query_wants_protobuf(query):
+        return PROTOBUF_CODEC
+    return JSON_CODEC
+
+
+def _query_wants_protobuf(query: str) -> bool:
+    if not query:
+        return False
+    first: dict[str, str] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        first.setdefault(name, value)  # as Go's url.Values.Get: the first value counts
+    return first.get("cf_protocol") == "protobuf" or first.get("format") == "protobuf"
+
+
+def _select_subprotocol(
+    protocol: ServerProtocol, offered: Sequence[Subprotocol]
+) -> Subprotocol | None:
+    return select_subprotocol(offered)
+
+
+def frame_header(first: int, length: int) -> bytes:
+    """The header of an unmasked frame whose first byte (FIN, RSV, opcode) is ``first``,
+    carrying ``length`` bytes."""
     if length < 126:
-        return bytes((0x81, length))
+        return bytes((first, length))
     if length < 65536:
-        return struct.pack("!BBH", 0x81, 126, length)
-    return struct.pack("!BBQ", 0x81, 127, length)
+        return struct.pack("!BBH", first, 126, length)
+    return struct.pack("!BBQ", first, 127, length)
 
 
 class WebSocketProtocol(asyncio.Protocol):
@@ -90,10 +174,12 @@ class WebSocketProtocol(asyncio.Protocol):
     node: ClassVar[Node]
     path: ClassVar[str]
     origins: ClassVar[OriginCheck]
+    extensions: ClassVar[Sequence[ServerExtensionFactory]] = ()
 
     def __init__(self, config: Any, server_state: Any, app_state: Any = None, **_: Any) -> None:
         self._connections: set[Any] = server_state.connections
         self._ws = ServerProtocol(
+            extensions=self.extensions,
             select_subprotocol=_select_subprotocol,
             max_size=self.node.config.websocket.message_size_limit,
             logger=_websockets_logger,
@@ -101,6 +187,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._client: Client | None = None
         self._info = TransportInfo(name="websocket", protocol="json")
+        self._first_byte = _FIN_TEXT
+        self._through_websockets = False  # an extension (deflate) must see every frame
         self._fragments: list[bytes] = []
         self._utf8: codecs.IncrementalDecoder | None = None
         self._closing = False
@@ -160,7 +248,17 @@ class WebSocketProtocol(asyncio.Protocol):
     def write_frame(self, data: bytes) -> None:
         if self._closing or self._transport is None or self._ws.state is not State.OPEN:
             return
-        self._transport.write(text_frame_header(len(data)) + data)
+        if self._through_websockets:
+            self._write_through_websockets(data)
+            return
+        self._transport.write(frame_header(self._first_byte, len(data)) + data)
+
+    def _write_through_websockets(self, data: bytes) -> None:
+        if self._first_byte == _FIN_BINARY:
+            self._ws.send_binary(data)
+        else:
+            self._ws.send_text(data)
+        self._send_pending()
 
     def close(self, disconnect: Disconnect) -> None:
         if self._closing or self._transport is None:
@@ -205,13 +303,16 @@ class WebSocketProtocol(asyncio.Protocol):
         self._ws.send_response(response)
         if response.status_code != 101:
             return
+        codec = select_codec(self._ws.subprotocol, request.path.partition("?")[2])
+        self._first_byte = _FIN_BINARY if codec.binary else _FIN_TEXT
+        self._through_websockets = bool(self._ws.extensions)
         self._info = TransportInfo(
             name="websocket",
-            protocol="json",
+            protocol=codec.name,
             remote=_peer(self._transport),
             headers={k.lower(): v for k, v in headers.raw_items()},
         )
-        self._client = self.node.attach(self, JSON_CODEC)
+        self._client = self.node.attach(self, codec)
 
     # Frames.
 
