@@ -30,11 +30,12 @@ from typing import TYPE_CHECKING, Any
 from msgspec import Raw
 
 from wirehub.core.payload import EMPTY, to_raw
-from wirehub.core.subscriptions import ChannelContext
+from wirehub.core.subscriptions import DISCONNECT_INAPPROPRIATE_PROTOCOL, ChannelContext
 from wirehub.errors import (
     DISCONNECT_BAD_REQUEST,
     DISCONNECT_EXPIRED,
     DISCONNECT_INSUFFICIENT_STATE,
+    DISCONNECT_INTERNAL,
     DISCONNECT_NO_PONG,
     DISCONNECT_SLOW,
     DISCONNECT_STALE,
@@ -75,9 +76,6 @@ __all__ = ["Client", "ClientState"]
 logger = logging.getLogger("wirehub.client")
 
 DISCONNECT_CLOSED = Disconnect(DisconnectCode.CONNECTION_CLOSED, "connection closed")
-DISCONNECT_INAPPROPRIATE_PROTOCOL = Disconnect(
-    DisconnectCode.INAPPROPRIATE_PROTOCOL, "inappropriate protocol"
-)
 DISCONNECT_SUBSCRIPTION_EXPIRED = Disconnect(
     DisconnectCode.SUBSCRIPTION_EXPIRED, "subscription expired"
 )
@@ -386,7 +384,15 @@ class Client:
         self._node.client_connected(self)
         # Pushes of server-side subscriptions wait until the connect reply is queued.
         self._held = []
-        subs = await self._subscribe_server_side(channels, request.subs or {})
+        try:
+            subs = await self._subscribe_server_side(channels, request.subs or {})
+        except Disconnect:
+            raise
+        except Exception:
+            # Connected already, with output held for the reply: an error reply would
+            # never leave. The SDK reconnects after 3004.
+            logger.warning("client %s: server-side subscription failed", self.id, exc_info=True)
+            raise DISCONNECT_INTERNAL from None
         if self.closed:
             return
         result = self._connect_result(credentials.expire_at, data, subs)
@@ -474,6 +480,7 @@ class Client:
         if not token:
             raise ERROR_BAD_REQUEST
         credentials = self._node.verify_subscription(token)
+        # A token for another channel, user or connection: refused, as on subscribe.
         if credentials.channel != channel or credentials.user != self.user:
             raise ERROR_PERMISSION_DENIED
         if credentials.client and credentials.client != self.id:

@@ -54,7 +54,7 @@ from wirehub.core.events import (
 from wirehub.core.flusher import TickFlusher
 from wirehub.core.hub import Hub
 from wirehub.core.payload import EMPTY, to_raw
-from wirehub.core.subscriptions import Subscribed, subscribe, unsubscribe_cleanup
+from wirehub.core.subscriptions import Subscribed, for_client, subscribe, unsubscribe_cleanup
 from wirehub.errors import (
     DISCONNECT_BAD_REQUEST,
     DISCONNECT_EXPIRED,
@@ -488,7 +488,9 @@ class Node:
             raise ClientError(ErrorCode.UNRECOVERABLE_POSITION, "unrecoverable position")
         position = page.position
         return HistoryResult(
-            publications=page.publications, epoch=position.epoch, offset=position.offset
+            publications=for_client(client, page.publications),
+            epoch=position.epoch,
+            offset=position.offset,
         )
 
     async def client_presence(self, client: Client, channel: str) -> PresenceResult:

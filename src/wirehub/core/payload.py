@@ -8,9 +8,9 @@ import msgspec
 from msgspec import Raw
 
 from wirehub.protocol.json_codec import json_payload
-from wirehub.protocol.types import EMPTY_RAW
+from wirehub.protocol.types import EMPTY_RAW, Publication
 
-__all__ = ["EMPTY", "to_raw"]
+__all__ = ["EMPTY", "json_publications", "to_raw"]
 
 EMPTY: Final = EMPTY_RAW
 """The unset payload (the protocol's own instance, which encoding leaves out)."""
@@ -35,3 +35,25 @@ def to_raw(value: Any) -> Raw:
         return Raw(_encode(value))
     except (TypeError, msgspec.EncodeError) as exc:
         raise ValueError(f"payload is not JSON-serialisable: {exc}") from None
+
+
+def json_publications(publications: list[Publication]) -> list[Publication]:
+    """``publications`` as a JSON client may be sent them (history, recovery).
+
+    Publications from Protobuf clients are stored as sent: their data may hold raw
+    newlines, which would split a JSON frame, or not be JSON at all.
+
+    Raises:
+        ValueError: a payload is not JSON; the JSON client can't be sent it.
+    """
+    result = publications
+    for index, publication in enumerate(publications):
+        data = publication.data
+        if not data:
+            continue
+        checked = json_payload(bytes(data))
+        if len(checked) != len(data):  # newlines dropped
+            if result is publications:
+                result = list(publications)
+            result[index] = msgspec.structs.replace(publication, data=checked)
+    return result

@@ -2,8 +2,11 @@
 
 Rules (``centrifugo-protocol.md`` §5, §7.2, §8.3):
 
-1. A subscription token, when sent, decides alone: its channel, user and client must
-   match (else 103); expired -> 109. Without a token the namespace rules decide, then
+1. A subscription token, when sent, decides alone: invalid -> 103, expired -> 109; its
+   channel, user and client (when set) must match the request and the connection, else
+   103. (Centrifugo disconnects with 3500 there; wirehub refuses just the subscription,
+   as its issue asks, so one bad token does not end the whole connection.) Without a
+   token the namespace rules decide, then
    ``on_subscribe`` may deny or enrich. Server-side subscriptions are granted.
 2. Positioning and recovery need history on the namespace; ``force_*`` turns them on
    for everyone, ``allow_*`` or history access lets the client ask. Recovery implies
@@ -19,6 +22,7 @@ Rules (``centrifugo-protocol.md`` §5, §7.2, §8.3):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -28,24 +32,36 @@ from msgspec import Raw
 from wirehub.brokers.base import HistoryOptions
 from wirehub.config import NamespaceOptions
 from wirehub.core.events import SubscribeEvent
-from wirehub.core.payload import EMPTY, to_raw
+from wirehub.core.payload import EMPTY, json_publications, to_raw
 from wirehub.core.recovery import Recovery, merge_live, recover
 from wirehub.errors import (
     DISCONNECT_INSUFFICIENT_STATE,
     ERROR_INTERNAL,
     ERROR_PERMISSION_DENIED,
     ClientError,
+    Disconnect,
 )
-from wirehub.protocol.codes import ErrorCode
+from wirehub.protocol.codes import DisconnectCode, ErrorCode
 from wirehub.protocol.types import Publication, StreamPosition, SubscribeRequest, SubscribeResult
 
 if TYPE_CHECKING:
     from wirehub.core.client import Client
     from wirehub.core.node import Node
 
-__all__ = ["ChannelContext", "Subscribed", "subscribe", "unsubscribe_cleanup"]
+__all__ = [
+    "DISCONNECT_INAPPROPRIATE_PROTOCOL",
+    "ChannelContext",
+    "Subscribed",
+    "for_client",
+    "subscribe",
+    "unsubscribe_cleanup",
+]
 
 logger = logging.getLogger("wirehub.node")
+
+DISCONNECT_INAPPROPRIATE_PROTOCOL = Disconnect(
+    DisconnectCode.INAPPROPRIATE_PROTOCOL, "inappropriate protocol"
+)
 
 # SubscribeRequest.flag bit: answer 112 instead of recovered:false.
 _REJECT_UNRECOVERED = 2
@@ -113,6 +129,7 @@ async def subscribe(
     if recovering and not recovery.recovered and request.flag & _REJECT_UNRECOVERED:
         await node.release_channel(channel)
         raise ClientError(ErrorCode.UNRECOVERABLE_POSITION, "unrecoverable position")
+    recovery = dataclasses.replace(recovery, publications=for_client(client, recovery.publications))
     _commit(node, client, channel, context, recovery.position)
     result = _result(request, context, grant, node, top=top, recovery=recovery)
     return Subscribed(result, [] if recovery.recovered else recovery.publications)
@@ -127,7 +144,7 @@ async def _authorize(node: Node, client: Client, request: SubscribeRequest) -> _
             or credentials.user != client.user
             or (credentials.client and credentials.client != client.id)
         ):
-            raise ClientError(ERROR_PERMISSION_DENIED.code, ERROR_PERMISSION_DENIED.message)
+            raise ERROR_PERMISSION_DENIED
         return _Grant(
             info=_raw(credentials.info),
             data=_raw(credentials.data),
@@ -243,6 +260,21 @@ def _result(
         data=grant.data,
         was_recovering=request.recover,
     )
+
+
+def for_client(client: Client, publications: list[Publication]) -> list[Publication]:
+    """Stored publications as ``client``'s protocol can carry them.
+
+    Raises:
+        Disconnect: 3506, a JSON client and a payload that is not JSON (a Protobuf
+            client published binary data), as for live publications.
+    """
+    if client.codec.binary or not publications:
+        return publications
+    try:
+        return json_publications(publications)
+    except ValueError:
+        raise DISCONNECT_INAPPROPRIATE_PROTOCOL from None
 
 
 def _ttl(node: Node, expire_at: float | None) -> int | None:
