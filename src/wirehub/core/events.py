@@ -56,7 +56,7 @@ class TransportInfo:
     remote: str = ""
     """Peer address as ``host:port``, for logs."""
     headers: Mapping[str, str] = field(default_factory=dict)
-    """Request headers, lower-case names (cookies included, for cookie auth)."""
+    """Request headers, looked up case-insensitively (cookies included, for cookie auth)."""
 
 
 @dataclass(frozen=True, slots=True)

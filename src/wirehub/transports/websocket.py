@@ -105,6 +105,7 @@ def make_protocol_class(node: Node, *, path: str = ENDPOINT) -> type[WebSocketPr
             "path": path,
             "origins": OriginCheck(node.config.client.allowed_origins),
             "extensions": _extensions(node.config.websocket),
+            "__slots__": (),
         },
     )
 
@@ -175,6 +176,21 @@ class WebSocketProtocol(asyncio.Protocol):
     path: ClassVar[str]
     origins: ClassVar[OriginCheck]
     extensions: ClassVar[Sequence[ServerExtensionFactory]] = ()
+
+    # Slots: one of these per connection; thousands sit idle.
+    __slots__ = (
+        "_client",
+        "_close_timer",
+        "_closing",
+        "_connections",
+        "_first_byte",
+        "_fragments",
+        "_info",
+        "_through_websockets",
+        "_transport",
+        "_utf8",
+        "_ws",
+    )
 
     def __init__(self, config: Any, server_state: Any, app_state: Any = None, **_: Any) -> None:
         self._connections: set[Any] = server_state.connections
@@ -310,7 +326,9 @@ class WebSocketProtocol(asyncio.Protocol):
             name="websocket",
             protocol=codec.name,
             remote=_peer(self._transport),
-            headers={k.lower(): v for k, v in headers.raw_items()},
+            # The request's own case-insensitive headers: websockets keeps the request
+            # alive anyway, so a copy would only double the memory of an idle client.
+            headers=headers,
         )
         self._client = self.node.attach(self, codec)
 
