@@ -8,6 +8,7 @@ without a handler: 104; a ``$`` channel needs a token).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from typing import Any
 
@@ -552,3 +553,27 @@ async def test_sub_refresh_with_a_bad_token(token: str, outcome: dict[str, Any] 
         else:
             assert await transport.next_message() == {"id": 3, "error": outcome}
             assert "$private:1" in client.channels
+
+
+async def test_token_override_changes_namespace_options_for_that_subscription() -> None:
+    """A subscription token's ``override`` claim changes the namespace's options for
+    that subscription only: here presence, on in the namespace, off for one token."""
+    verifier = FakeVerifier(
+        subscriptions={
+            "plain": sub_token(),
+            "hidden": dataclasses.replace(sub_token(user="43"), override={"presence": False}),
+        }
+    )
+    async with make_node(verifier) as node:
+        seen, seen_transport = await connect(node, "user:42")
+        hidden, hidden_transport = await connect(node, "user:43")
+        for client, transport, token in (
+            (seen, seen_transport, "plain"),
+            (hidden, hidden_transport, "hidden"),
+        ):
+            reply = await command(
+                transport, client, subscribe={"channel": "$private:1", "token": token}, id=2
+            )
+            assert "error" not in reply
+        presence = await node.presence_manager.presence("$private:1")
+        assert list(presence) == [seen.id]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from wirehub.auth.jwt import JwtVerifier
 from wirehub.config import TokenConfig
 from wirehub.core.events import Credentials, SubscriptionCredentials, TokenVerifier
@@ -52,7 +54,24 @@ class JwtConnectVerifier:
             expire_at=claims.expire_at,
             info=info,
             data=data,
+            override=_override(claims.override),
         )
+
+
+_OVERRIDABLE = frozenset(
+    {"presence", "join_leave", "force_push_join_leave", "force_recovery", "force_positioning"}
+)
+
+
+def _override(claim: dict[str, Any]) -> dict[str, bool]:
+    """The token's ``override`` claim, ``{"presence": {"value": true}, ...}``, as flags;
+    unknown names and malformed entries are ignored (Centrifugo's shape)."""
+    flags = {}
+    for name, entry in claim.items():
+        value = entry.get("value") if isinstance(entry, dict) else None
+        if name in _OVERRIDABLE and isinstance(value, bool):
+            flags[name] = value
+    return flags
 
 
 def connect_verifier_from_config(config: TokenConfig) -> TokenVerifier | None:

@@ -194,6 +194,9 @@ class SubscriptionCredentials:
     expire_at: int | None = None
     info: Any = None
     data: Any = None
+    override: Mapping[str, bool] = field(default_factory=dict)
+    """Namespace options overridden for this subscription: ``presence``, ``join_leave``,
+    ``force_push_join_leave``, ``force_recovery``, ``force_positioning``."""
 
 
 ConnectingHandler = Callable[[ConnectingEvent], Awaitable[ConnectingReply | None]]

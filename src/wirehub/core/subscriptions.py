@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -98,6 +99,7 @@ class _Grant:
     info: Raw = field(default_factory=lambda: EMPTY)
     data: Raw = field(default_factory=lambda: EMPTY)
     expire_at: float | None = None
+    override: Mapping[str, bool] = field(default_factory=dict)
 
 
 async def subscribe(
@@ -108,6 +110,8 @@ async def subscribe(
     channel = request.channel
     options = node.rules.namespace(channel)
     grant = _Grant() if server_side else await _authorize(node, client, request)
+    if grant.override:
+        options = options.model_copy(update=grant.override)
     context = _context(node, client, request, options, grant, server_side=server_side)
     if not node.hub.has_subscribers(channel):
         try:
@@ -149,6 +153,7 @@ async def _authorize(node: Node, client: Client, request: SubscribeRequest) -> _
             info=_raw(credentials.info),
             data=_raw(credentials.data),
             expire_at=credentials.expire_at,
+            override=credentials.override,
         )
     node.rules.check_subscribe(channel, client.user)
     handler = node.subscribe_handler
