@@ -266,3 +266,51 @@ async def test_disconnect_ends_server_side_subscriptions() -> None:
 async def _command(transport: FakeTransport, client: Client, **cmd: Any) -> dict[str, Any]:
     client.handle_frame(frame(cmd))
     return await transport.next_message()
+
+
+async def test_node_subscribe_at_runtime_sends_a_subscribe_push_then_publications() -> None:
+    """node.subscribe(): a server-side subscription made after connect."""
+    async with make_node() as node:
+        client, transport = await connect(node, "rec")
+        assert await node.subscribe("news:2", user="42") == 1
+        push = await transport.next_message()
+        assert push == {"push": {"channel": "news:2", "subscribe": {}}}
+        await node.publish("news:2", {"n": 1})
+        assert await transport.next_message() == {
+            "push": {"channel": "news:2", "pub": {"data": {"n": 1}}}
+        }
+        assert client.channels["news:2"].server_side
+        assert await node.subscribe("news:2", client=client.id) == 0  # already subscribed
+
+
+async def test_node_subscribe_to_a_recoverable_channel_announces_the_position() -> None:
+    async with make_node() as node:
+        await node.publish("rec:2", {"n": 1})
+        client, transport = await connect(node, "pos")
+        assert await node.subscribe("rec:2", client=client.id) == 1
+        push = (await transport.next_message())["push"]["subscribe"]
+        assert push["recoverable"] is True
+        assert push["positioned"] is True
+        assert push["offset"] == 1
+        assert push["epoch"]
+
+
+async def test_node_unsubscribe_sends_a_terminal_unsubscribe_push() -> None:
+    async with make_node() as node:
+        client, transport = await connect(node, "news-and-rec")
+        assert await node.unsubscribe("news:1", user="42") == 1
+        assert await transport.next_message() == {
+            "push": {
+                "channel": "news:1",
+                "unsubscribe": {"code": 2000, "reason": "server unsubscribe"},
+            }
+        }
+        assert "news:1" not in client.channels
+        assert not node.hub.has_subscribers("news:1")
+        assert await node.unsubscribe("news:1", user="42") == 0
+
+
+async def test_node_subscribe_needs_exactly_one_target() -> None:
+    async with make_node() as node:
+        with pytest.raises(TypeError):
+            await node.subscribe("news:1")

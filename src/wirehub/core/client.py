@@ -253,6 +253,10 @@ class Client:
             self._task.cancel()
         self._node.client_closed(self, disconnect, was_connected=was_connected)
 
+    def push(self, push: Push) -> None:
+        """Queue one push for this connection."""
+        self._send(Reply(push=push))
+
     def _send(self, reply: Reply) -> None:
         data = self.codec.encode_reply(reply)
         if self._held is not None and reply.id:

@@ -54,7 +54,12 @@ from wirehub.core.events import (
 from wirehub.core.flusher import TickFlusher
 from wirehub.core.hub import Hub
 from wirehub.core.payload import EMPTY, to_raw
-from wirehub.core.subscriptions import Subscribed, for_client, subscribe, unsubscribe_cleanup
+from wirehub.core.subscriptions import (
+    Subscribed,
+    for_client,
+    subscribe as subscribe_channel,
+    unsubscribe_cleanup,
+)
 from wirehub.errors import (
     DISCONNECT_BAD_REQUEST,
     DISCONNECT_EXPIRED,
@@ -67,7 +72,7 @@ from wirehub.errors import (
     Disconnect,
 )
 from wirehub.protocol.codec import Codec
-from wirehub.protocol.codes import ErrorCode
+from wirehub.protocol.codes import ErrorCode, UnsubscribeCode
 from wirehub.protocol.types import (
     ClientInfo,
     ConnectRequest,
@@ -83,7 +88,9 @@ from wirehub.protocol.types import (
     RPCRequest,
     RPCResult,
     StreamPosition,
+    Subscribe as SubscribePush,
     SubscribeRequest,
+    Unsubscribe,
 )
 from wirehub.transports.base import Transport
 
@@ -297,13 +304,7 @@ class Node:
     def send(self, data: Any, *, client: str | None = None, user: str | None = None) -> int:
         """Push a ``message`` to one connection, or to every connection of ``user`` on
         this node; return how many got it."""
-        if (client is None) == (user is None):
-            raise TypeError("send() takes exactly one of client= or user=")
-        if client is not None:
-            found = self.hub.client(client)
-            targets = [found] if found is not None else []
-        else:
-            targets = self.hub.user_clients(user or "")
+        targets = self._targets("send", client, user)
         reply = Reply(push=Push(message=Message(data=to_raw(data))))
         encoded: dict[str, bytes] = {}
         for target in targets:
@@ -312,6 +313,68 @@ class Node:
                 encoded[codec.name] = codec.encode_reply(reply)
             target.enqueue(encoded[codec.name])
         return len(targets)
+
+    async def subscribe(
+        self, channel: str, *, client: str | None = None, user: str | None = None
+    ) -> int:
+        """Subscribe connections to ``channel`` from the server (a server-side
+        subscription): they get a ``subscribe`` push, then its publications. Return how
+        many were subscribed.
+
+        Raises:
+            ClientError: 102 for an unknown namespace, 107 for an invalid name.
+        """
+        self.rules.namespace(channel)
+        count = 0
+        for target in self._targets("subscribe", client, user):
+            if channel in target.channels or target.closed:
+                continue
+            subscribed = await subscribe_channel(
+                self, target, SubscribeRequest(channel=channel), server_side=True
+            )
+            if subscribed is None:
+                continue
+            result = subscribed.result
+            target.push(
+                Push(
+                    channel=channel,
+                    subscribe=SubscribePush(
+                        recoverable=result.recoverable,
+                        epoch=result.epoch,
+                        offset=result.offset,
+                        positioned=result.positioned,
+                        data=result.data,
+                    ),
+                )
+            )
+            for publication in subscribed.live:
+                target.push(Push(channel=channel, pub=publication))
+            await self.after_subscribe(target, channel)
+            count += 1
+        return count
+
+    async def unsubscribe(
+        self, channel: str, *, client: str | None = None, user: str | None = None
+    ) -> int:
+        """Unsubscribe connections from ``channel`` (client-side or server-side
+        subscriptions): they get an ``unsubscribe`` push with code 2000 (terminal)."""
+        count = 0
+        for target in self._targets("unsubscribe", client, user):
+            if channel not in target.channels:
+                continue
+            await self.unsubscribe_client(target, channel)
+            unsubscribe = Unsubscribe(code=UnsubscribeCode.SERVER, reason="server unsubscribe")
+            target.push(Push(channel=channel, unsubscribe=unsubscribe))
+            count += 1
+        return count
+
+    def _targets(self, method: str, client: str | None, user: str | None) -> list[Client]:
+        if (client is None) == (user is None):
+            raise TypeError(f"{method}() takes exactly one of client= or user=")
+        if client is not None:
+            found = self.hub.client(client)
+            return [found] if found is not None else []
+        return self.hub.user_clients(user or "")
 
     @property
     def num_clients(self) -> int:
@@ -427,7 +490,7 @@ class Node:
     async def subscribe_client(
         self, client: Client, request: SubscribeRequest, *, server_side: bool = False
     ) -> Subscribed | None:
-        return await subscribe(self, client, request, server_side=server_side)
+        return await subscribe_channel(self, client, request, server_side=server_side)
 
     async def after_subscribe(self, client: Client, channel: str) -> None:
         """Presence entry and join, once the subscribe reply is queued."""
