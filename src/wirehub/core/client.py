@@ -220,7 +220,7 @@ class Client:
         if not self._queue or not self._writable:
             return
         frame = self.codec.join(self._queue)
-        self._queue = []
+        self._queue.clear()
         self._queued = 0
         try:
             self.transport.write_frame(frame)

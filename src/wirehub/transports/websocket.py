@@ -176,6 +176,7 @@ class WebSocketProtocol(asyncio.Protocol):
     path: ClassVar[str]
     origins: ClassVar[OriginCheck]
     extensions: ClassVar[Sequence[ServerExtensionFactory]] = ()
+    _last_framed: ClassVar[tuple[bytes, int, bytes]] = (b"", 0, b"")
 
     # Slots: one of these per connection; thousands sit idle.
     __slots__ = (
@@ -262,12 +263,19 @@ class WebSocketProtocol(asyncio.Protocol):
         return self._info
 
     def write_frame(self, data: bytes) -> None:
-        if self._closing or self._transport is None or self._ws.state is not State.OPEN:
+        # _closing covers every state but OPEN once a client exists (see data_received).
+        if self._closing or self._transport is None:
             return
         if self._through_websockets:
             self._write_through_websockets(data)
             return
-        self._transport.write(frame_header(self._first_byte, len(data)) + data)
+        # Fan-out hands the same bytes object to every subscriber in a tick: frame it
+        # once. The cache holds a reference, so an identical id means the same object.
+        cached_data, cached_first, framed = self._last_framed
+        if data is not cached_data or self._first_byte != cached_first:
+            framed = frame_header(self._first_byte, len(data)) + data
+            type(self)._last_framed = (data, self._first_byte, framed)
+        self._transport.write(framed)
 
     def _write_through_websockets(self, data: bytes) -> None:
         if self._first_byte == _FIN_BINARY:
