@@ -5,7 +5,8 @@ implementation, not wirehub's protocol class): the "embedded" stack of the bench
     # clients: ws://127.0.0.1:8001/rt/connection/websocket
 
 This is the README's recipe: the node runs inside the host's lifespan, the wirehub ASGI
-app is mounted at /rt.
+app is mounted at /rt. An ``echo`` RPC handler (any method; RPC scenario) returns the
+request's raw JSON as it is, as bench/wirehub_rpc.py does for the standalone stack.
 """
 
 from __future__ import annotations
@@ -19,12 +20,17 @@ import uvicorn
 from fastapi import FastAPI
 
 from wirehub import Node, create_app, load_config
+from wirehub.core.events import RPCEvent, RPCReply
 
 CONFIG = Path(__file__).with_name("wirehub.toml")
 
 
 def make_app(config_path: Path = CONFIG) -> FastAPI:
     node = Node(load_config(str(config_path), {}, environ=False))
+
+    @node.on_rpc
+    async def echo(event: RPCEvent) -> RPCReply:
+        return RPCReply(data=event.data)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -3,9 +3,10 @@
 //   node bench/loadgen.mjs '<json options>'
 //
 // Options: { proto: "raw" | "centrifugo" | "socketio", url, clients, scenario:
-// "fanout" | "latency", messages, rate (latency: publications/s), payload (bytes of
-// padding), timeout (s, bound on the measured phase), concurrency (connects in flight),
-// channel }.
+// "fanout" | "latency" | "rpc" | "channels", messages (channels: per group), rate
+// (latency: publications/s), duration (rpc: seconds), group_size (channels), payload
+// (bytes of padding), timeout (s, bound on the measured phase), concurrency (connects in
+// flight), channel }.
 //
 // Protocol with the orchestrator: it writes "READY {json}" on stdout once every client is
 // connected and subscribed, waits for "GO" on stdin, runs the scenario and writes
@@ -26,6 +27,24 @@
 //   socketio   a socket.io-client socket emitting "pub" with the payload; the server emits
 //              it to the room
 // Every payload is {"i": sequence, "t": performance.now() at send, "p": padding}.
+//
+// scenario "rpc" (closed loop, no publisher): each of the C clients sends a request, waits
+// for its answer, sends the next one, for `duration` seconds; then the requests in flight
+// are answered and counted. Requests, per proto:
+//   raw        the payload as a text message; the server echoes it (peers' echo mode)
+//   centrifugo {"rpc":{"method":"echo","data":payload},"id":n}; answered
+//              {"id":n,"rpc":{"data":payload}} by an on_rpc echo handler
+//   socketio   42n["echo",payload] (an emit with a callback); answered 43n[payload]
+// Every answer is checked to carry the request's sequence number ("i":n,).
+//
+// scenario "channels" (MANY CHANNELS): client k subscribes to a personal channel p<k> and
+// to the group channel g<floor(k / group_size)>; the publisher sends `messages`
+// publications to every group, interleaved (g0, g1, ..., g0, g1, ...), back to back.
+//   raw        "join p<k>", "join g<j>" (each answered "joined <room>"); the publisher
+//              sends "pub g<j> <payload>" (peers' rooms mode)
+//   centrifugo subscribes to chat:p<k> and chat:g<j>; publishes to chat:g<j>
+//   socketio   421["join","p<k>"], 422["join","g<j>"]; the publisher emits "pubto" with
+//              the room and the payload
 
 import { performance } from 'node:perf_hooks';
 import readline from 'node:readline';
@@ -39,8 +58,15 @@ const opts = {
   ...JSON.parse(process.argv[2] ?? '{}'),
 };
 const C = opts.clients;
-const N = opts.messages;
+const N = opts.messages; // channels: publications per group (= per client)
 const LATENCY = opts.scenario === 'latency';
+const RPC = opts.scenario === 'rpc';
+const CHANNELS = opts.scenario === 'channels';
+const GROUP_SIZE = opts.group_size ?? 10;
+const GROUPS = Math.ceil(C / GROUP_SIZE);
+const NS = opts.channel.slice(0, opts.channel.indexOf(':') + 1); // "chat:"
+const PADDING = 'x'.repeat(opts.payload);
+const payload = (i) => `{"i":${i},"t":${performance.now()},"p":"${PADDING}"}`;
 const WS_OPTIONS = { perMessageDeflate: false, maxPayload: 16 * 1024 * 1024 };
 
 const log = (msg) => process.stderr.write(`loadgen: ${msg}\n`);
@@ -74,8 +100,9 @@ function deliveredTo(client, payloadText) {
 }
 
 // ---- subscribers -----------------------------------------------------------------------
-// Each opens a socket and calls ready() once it is subscribed, or fail(err).
-function subscriber(ready, fail) {
+// Opens a socket for client k; done() calls ready(client) once it is subscribed (or
+// connected, RPC), or fail(err).
+function openClient(ready, fail) {
   const client = { count: 0, ws: null, subscribed: false };
   const ws = new WebSocket(opts.url, WS_OPTIONS);
   client.ws = ws;
@@ -90,6 +117,12 @@ function subscriber(ready, fail) {
     if (!client.subscribed) done(new Error(`closed ${code} before subscribed`));
     else if (!closing) lostConnections++;
   });
+  return { client, ws, done };
+}
+
+// FANOUT, LATENCY: every client subscribes to the one channel (room).
+function subscriber(index, ready, fail) {
+  const { client, ws, done } = openClient(ready, fail);
   if (opts.proto === 'raw') {
     ws.on('open', () => done());
     ws.on('message', (data) => deliveredTo(client, LATENCY ? data.toString() : null));
@@ -142,10 +175,124 @@ function subscriber(ready, fail) {
   return client;
 }
 
+// MANY CHANNELS: client k subscribes to p<k> and to its group g<k / group_size>.
+function channelsSubscriber(index, ready, fail) {
+  const { client, ws, done } = openClient(ready, fail);
+  const rooms = [`p${index}`, `g${Math.floor(index / GROUP_SIZE)}`];
+  let acks = 0;
+  const acked = () => { if (++acks === rooms.length) done(); };
+  if (opts.proto === 'raw') {
+    ws.on('open', () => { for (const room of rooms) ws.send(`join ${room}`); });
+    ws.on('message', (data) => {
+      if (client.subscribed) deliveredTo(client, null);
+      else if (data.toString().startsWith('joined ')) acked();
+    });
+  } else if (opts.proto === 'centrifugo') {
+    ws.on('open', () => ws.send('{"connect":{},"id":1}'));
+    ws.on('message', (data) => {
+      const text = data.toString();
+      const parts = text.indexOf('\n') === -1 ? [text] : text.split('\n');
+      for (const part of parts) {
+        if (part.startsWith('{"push"')) deliveredTo(client, null);
+        else if (part === '{}') ws.send('{}');
+        else if (part.length > 0) {
+          const reply = JSON.parse(part);
+          if (reply.error) done(new Error(`centrifugo error ${JSON.stringify(reply.error)}`));
+          else if (reply.id === 1) {
+            rooms.forEach((room, k) => ws.send(
+              `{"subscribe":{"channel":${JSON.stringify(NS + room)}},"id":${k + 2}}`));
+          } else if (reply.id >= 2) acked();
+        }
+      }
+    });
+  } else if (opts.proto === 'socketio') {
+    ws.on('message', (data) => {
+      const text = data.toString();
+      if (text.startsWith('42')) deliveredTo(client, null);
+      else if (text === '2') ws.send('3');
+      else if (text.startsWith('0')) ws.send('40');
+      else if (text.startsWith('40')) {
+        rooms.forEach((room, k) => ws.send(`42${k + 1}${JSON.stringify(['join', room])}`));
+      } else if (text.startsWith('43')) acked();
+      else if (text.startsWith('44')) done(new Error(`socket.io connect error ${text}`));
+    });
+  } else {
+    throw new Error(`unknown proto ${opts.proto}`);
+  }
+  return client;
+}
+
+// RPC: closed loop; client.next() sends the next request once the answer came.
+let rpcRunning = false;
+let roundTrips = 0;
+let rpcErrors = 0;
+let rpcIdle = 0; // clients that got their last answer after the stop
+let tLastAnswer = 0;
+let onRpcIdle = null;
+const rpcLatencies = RPC ? new Float64Array(1 << 22) : null;
+
+function rpcClient(index, ready, fail) {
+  const { client, ws, done } = openClient(ready, fail);
+  client.seq = 0;
+  client.sentAt = 0;
+  client.expect = '';
+  client.next = () => {
+    const i = ++client.seq;
+    client.expect = `"i":${i},`;
+    client.sentAt = performance.now();
+    const body = payload(i);
+    if (opts.proto === 'centrifugo') ws.send(`{"rpc":{"method":"echo","data":${body}},"id":${i + 1}}`);
+    else if (opts.proto === 'socketio') ws.send(`42${i}["echo",${body}]`);
+    else ws.send(body);
+  };
+  const answered = (text) => {
+    const now = performance.now();
+    if (text.indexOf(client.expect) === -1) {
+      if (++rpcErrors <= 3) log(`rpc: unexpected answer ${text.slice(0, 200)}`);
+    } else {
+      if (roundTrips < rpcLatencies.length) rpcLatencies[roundTrips] = now - client.sentAt;
+      roundTrips++;
+      tLastAnswer = now;
+    }
+    if (rpcRunning) client.next();
+    else if (++rpcIdle === C && onRpcIdle) onRpcIdle();
+  };
+  if (opts.proto === 'raw') {
+    ws.on('open', () => done());
+    ws.on('message', (data) => answered(data.toString()));
+  } else if (opts.proto === 'centrifugo') {
+    ws.on('open', () => ws.send('{"connect":{},"id":1}'));
+    ws.on('message', (data) => {
+      const text = data.toString();
+      const parts = text.indexOf('\n') === -1 ? [text] : text.split('\n');
+      for (const part of parts) {
+        if (part === '{}') ws.send('{}');
+        else if (!client.subscribed) {
+          const reply = JSON.parse(part);
+          if (reply.error) done(new Error(`centrifugo error ${JSON.stringify(reply.error)}`));
+          else if (reply.id === 1) done();
+        } else if (part.length > 0) answered(part);
+      }
+    });
+  } else if (opts.proto === 'socketio') {
+    ws.on('message', (data) => {
+      const text = data.toString();
+      if (text.startsWith('43')) answered(text);
+      else if (text === '2') ws.send('3');
+      else if (text.startsWith('0')) ws.send('40');
+      else if (text.startsWith('40')) done();
+      else if (text.startsWith('44')) done(new Error(`socket.io connect error ${text}`));
+    });
+  } else {
+    throw new Error(`unknown proto ${opts.proto}`);
+  }
+  return client;
+}
+
 let closing = false;
 let lostConnections = 0;
 
-function connectAll() {
+function connectAll(factory) {
   return new Promise((resolve, reject) => {
     const clients = [];
     let started = 0;
@@ -154,9 +301,9 @@ function connectAll() {
     let lastReport = performance.now();
     const pump = () => {
       while (inFlight < opts.concurrency && started < C) {
-        started++;
+        const index = started++;
         inFlight++;
-        subscriber((client) => {
+        factory(index, (client) => {
           inFlight--;
           clients.push(client);
           const now = performance.now();
@@ -179,9 +326,8 @@ function connectAll() {
 }
 
 // ---- publisher -------------------------------------------------------------------------
+// send(i): publication i to the one channel; sendTo(i, g): to group channel g<g>.
 async function publisher() {
-  const padding = 'x'.repeat(opts.payload);
-  const payload = (i) => `{"i":${i},"t":${performance.now()},"p":"${padding}"}`;
   if (opts.proto === 'socketio') {
     const httpUrl = opts.url.replace(/^ws/, 'http').replace(/\/socket\.io\/.*$/, '');
     const socket = ioClient(httpUrl, { transports: ['websocket'], reconnection: false });
@@ -189,7 +335,11 @@ async function publisher() {
       socket.on('connect', resolve);
       socket.on('connect_error', reject);
     });
-    return { send: (i) => socket.emit('pub', JSON.parse(payload(i))), close: () => socket.close() };
+    return {
+      send: (i) => socket.emit('pub', JSON.parse(payload(i))),
+      sendTo: (i, g) => socket.emit('pubto', `g${g}`, JSON.parse(payload(i))),
+      close: () => socket.close(),
+    };
   }
   const ws = new WebSocket(opts.url, WS_OPTIONS);
   await new Promise((resolve, reject) => { ws.on('open', resolve); ws.on('error', reject); });
@@ -209,11 +359,16 @@ async function publisher() {
     const channel = JSON.stringify(opts.channel);
     return {
       send: (i) => ws.send(`{"publish":{"channel":${channel},"data":${payload(i)}},"id":${i + 2}}`),
+      sendTo: (i, g) => ws.send(`{"publish":{"channel":"${NS}g${g}","data":${payload(i)}},"id":${i + 2}}`),
       close: () => ws.close(),
     };
   }
   ws.on('message', () => {});
-  return { send: (i) => ws.send(payload(i)), close: () => ws.close() };
+  return {
+    send: (i) => ws.send(payload(i)),
+    sendTo: (i, g) => ws.send(`pub g${g} ${payload(i)}`),
+    close: () => ws.close(),
+  };
 }
 
 // ---- scenarios -------------------------------------------------------------------------
@@ -243,6 +398,26 @@ async function runLatency(pub) {
   return waitAllDelivered(performance.now() + Math.min(opts.timeout, 10) * 1000);
 }
 
+async function runChannels(pub) {
+  tFirstSend = performance.now();
+  for (let i = 0; i < GROUPS * N; i++) pub.sendTo(i, i % GROUPS);
+  return waitAllDelivered(tFirstSend + opts.timeout * 1000);
+}
+
+async function runRpc(clients) {
+  rpcRunning = true;
+  tFirstSend = performance.now();
+  for (const client of clients) client.next();
+  await new Promise((r) => setTimeout(r, opts.duration * 1000));
+  rpcRunning = false;
+  // The requests in flight are answered and counted; then every client is idle.
+  return new Promise((resolve) => {
+    if (rpcIdle === C) { resolve(true); return; }
+    const timer = setTimeout(() => resolve(false), Math.min(opts.timeout, 10) * 1000);
+    onRpcIdle = () => { clearTimeout(timer); resolve(true); };
+  });
+}
+
 function percentile(sorted, q) {
   if (sorted.length === 0) return null;
   const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
@@ -263,16 +438,21 @@ async function main() {
   const rl = readline.createInterface({ input: process.stdin });
   rl.on('close', () => { if (!closing) process.exit(3); });
   const t0 = performance.now();
-  const clients = await connectAll();
+  const factory = RPC ? rpcClient : CHANNELS ? channelsSubscriber : subscriber;
+  const clients = await connectAll(factory);
   const connectSeconds = (performance.now() - t0) / 1000;
-  const pub = await publisher();
+  const pub = RPC ? null : await publisher();
   out('READY', { clients: clients.length, connect_s: connectSeconds });
   await waitForLine(rl, 'GO');
 
   const cpu0 = process.cpuUsage();
   const wall0 = performance.now();
-  const complete = LATENCY ? await runLatency(pub) : await runFanout(pub);
-  const end = complete ? tLastDelivery : performance.now();
+  let complete;
+  if (RPC) complete = await runRpc(clients);
+  else if (CHANNELS) complete = await runChannels(pub);
+  else if (LATENCY) complete = await runLatency(pub);
+  else complete = await runFanout(pub);
+  const end = RPC ? tLastAnswer : complete ? tLastDelivery : performance.now();
   const cpu = process.cpuUsage(cpu0);
   const wall = (performance.now() - wall0) / 1000;
   const elapsed = (end - tFirstSend) / 1000;
@@ -283,6 +463,25 @@ async function main() {
     elapsed_s: elapsed, deliveries_per_s: delivered / elapsed, connect_s: connectSeconds,
     loadgen_cpu_s: (cpu.user + cpu.system) / 1e6, loadgen_wall_s: wall,
   };
+  if (CHANNELS) {
+    result.groups = GROUPS;
+    result.publications = GROUPS * N;
+  }
+  if (RPC) {
+    // delivered / expected: round trips answered (and checked) / requests sent.
+    const sent = clients.reduce((sum, c) => sum + c.seq, 0);
+    result.complete = complete && rpcErrors === 0 && lostConnections === 0;
+    result.delivered = roundTrips;
+    result.expected = sent;
+    result.errors = rpcErrors;
+    result.round_trips_per_s = roundTrips / elapsed;
+    result.deliveries_per_s = result.round_trips_per_s;
+    const sorted = rpcLatencies.slice(0, Math.min(roundTrips, rpcLatencies.length)).sort();
+    result.latency_samples = sorted.length;
+    result.p50_ms = percentile(sorted, 0.5);
+    result.p99_ms = percentile(sorted, 0.99);
+    result.max_ms = percentile(sorted, 1);
+  }
   if (LATENCY) {
     const sorted = latencies.slice(0, nLat).sort();
     result.latency_samples = nLat;
@@ -293,7 +492,7 @@ async function main() {
   out('RESULT', result);
 
   closing = true;
-  pub.close();
+  if (pub) pub.close();
   for (const c of clients) c.ws.terminate();
   // Give the orchestrator a moment to read the result, then leave regardless.
   setTimeout(() => process.exit(0), 2000).unref();

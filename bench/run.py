@@ -3,6 +3,7 @@
     python bench/run.py --setup                      # npm ci + pip install -r requirements
     python bench/run.py --scenario all --rounds 3    # what `make bench` runs
     python bench/run.py --scenario fanout --clients 1000 --rounds 3 --stacks wirehub node-ws
+    python bench/run.py --scenario rpc channels --rounds 1    # the RPC and MANY CHANNELS
     python bench/run.py --smoke                      # seconds; CI keeps the harness working
 
 Each server runs pinned to core 0 (taskset -c 0), the Node load generator (loadgen.mjs)
@@ -49,17 +50,27 @@ SERVER_CORE = "0"
 LOADGEN_CORE = "1"
 
 
+SCENARIOS = ("fanout", "latency", "rpc", "channels")  # "channels" is MANY CHANNELS
+
+
 # ---- stacks ------------------------------------------------------------------------------
+# What the raw peers do with a client's message, per scenario ("{mode}" in their argv).
+PEER_MODES = {"fanout": "broadcast", "latency": "broadcast", "rpc": "echo", "channels": "rooms"}
+
+
 @dataclass(frozen=True)
 class Stack:
     name: str
     label: str
     proto: str  # what the loadgen speaks: raw | centrifugo | socketio
-    argv: tuple[str, ...]  # "{port}" is replaced
+    argv: tuple[str, ...]  # "{port}" and "{mode}" (PEER_MODES) are replaced
     path: str  # URL path of the WebSocket endpoint
+    scenario_argv: tuple[tuple[str, tuple[str, ...]], ...] = ()  # per-scenario argv
 
-    def command(self, port: int) -> list[str]:
-        return [arg.replace("{port}", str(port)) for arg in self.argv]
+    def command(self, port: int, scenario: str = "fanout") -> list[str]:
+        argv = dict(self.scenario_argv).get(scenario, self.argv)
+        mode = PEER_MODES.get(scenario, "broadcast")
+        return [arg.replace("{port}", str(port)).replace("{mode}", mode) for arg in argv]
 
     def url(self, port: int) -> str:
         return f"ws://127.0.0.1:{port}{self.path}"
@@ -88,6 +99,22 @@ STACKS: dict[str, Stack] = {
                 "{port}",
             ),
             "/connection/websocket",
+            # RPC needs an on_rpc handler: the same server (cli.run) with a Node built in code.
+            (
+                (
+                    "rpc",
+                    (
+                        PYTHON,
+                        str(BENCH / "wirehub_rpc.py"),
+                        "--config",
+                        str(BENCH / "wirehub.toml"),
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        "{port}",
+                    ),
+                ),
+            ),
         ),
         Stack(
             "wirehub-embedded",
@@ -97,7 +124,11 @@ STACKS: dict[str, Stack] = {
             "/rt/connection/websocket",
         ),
         Stack(
-            "node-ws", "Node ws", "raw", (NODE, str(BENCH / "peers/ws_server.mjs"), "{port}"), "/"
+            "node-ws",
+            "Node ws",
+            "raw",
+            (NODE, str(BENCH / "peers/ws_server.mjs"), "{port}", "{mode}"),
+            "/",
         ),
         Stack(
             "node-socketio",
@@ -117,7 +148,14 @@ STACKS: dict[str, Stack] = {
             "websockets",
             "websockets broadcast()",
             "raw",
-            (PYTHON, str(BENCH / "peers/websockets_server.py"), "--port", "{port}"),
+            (
+                PYTHON,
+                str(BENCH / "peers/websockets_server.py"),
+                "--port",
+                "{port}",
+                "--mode",
+                "{mode}",
+            ),
             "/",
         ),
     )
@@ -126,12 +164,17 @@ REFERENCES = ("node-ws", "python-socketio")
 
 
 # ---- /proc -------------------------------------------------------------------------------
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of the whole process (all threads), in seconds."""
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(utime, stime) of the whole process (all threads), in seconds."""
     with open(f"/proc/{pid}/stat", encoding="ascii") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of the whole process (all threads), in seconds."""
+    return sum(cpu_times(pid))
 
 
 def rss_bytes(pid: int) -> int:
@@ -182,11 +225,13 @@ def stop_group(proc: subprocess.Popen[Any], wait: float = 10.0) -> None:
 
 
 @contextlib.contextmanager
-def server(stack: Stack, log_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+def server(
+    stack: Stack, log_path: Path, scenario: str = "fanout"
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     port = free_port()
     log = log_path.open("wb")
     proc = subprocess.Popen(
-        pinned(SERVER_CORE, stack.command(port)),
+        pinned(SERVER_CORE, stack.command(port, scenario)),
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -206,7 +251,9 @@ def server(stack: Stack, log_path: Path) -> Iterator[tuple[subprocess.Popen[byte
             time.sleep(0.05)
         yield proc, port
     finally:
-        stop_group(proc)
+        # The figures are read; a server still busy with 5000 disconnects (python-socketio
+        # takes ~9 s) is not waited for long.
+        stop_group(proc, wait=3.0)
         log.close()
 
 
@@ -284,10 +331,12 @@ class LoadGen:
 # ---- one measurement ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class Case:
-    scenario: str  # fanout | latency
+    scenario: str  # fanout | latency | rpc | channels
     clients: int
-    messages: int
+    messages: int  # channels: publications per group channel
     rate: float = 0.0  # latency: publications per second
+    duration: float = 0.0  # rpc: seconds of closed-loop round trips
+    group_size: int = 0  # channels: clients per group channel
 
     @property
     def key(self) -> str:
@@ -298,6 +347,18 @@ class Case:
         if self.scenario == "fanout":
             return (
                 f"FANOUT, C = {self.clients} subscribers of one channel, burst of {self.messages}"
+            )
+        if self.scenario == "rpc":
+            return (
+                f"RPC, C = {self.clients} clients, closed-loop echo round trips for "
+                f"{self.duration:g} s"
+            )
+        if self.scenario == "channels":
+            groups = -(-self.clients // self.group_size)
+            return (
+                f"MANY CHANNELS, C = {self.clients} clients, each on a personal channel and on "
+                f"one of {groups} group channels of {self.group_size}; burst of "
+                f"{self.messages} publications per group ({groups * self.messages} in all)"
             )
         duration = self.messages / self.rate
         return (
@@ -318,8 +379,11 @@ def measure(stack: Stack, case: Case, args: argparse.Namespace, tag: str) -> dic
         "payload": args.payload,
         "timeout": args.timeout,
         "concurrency": args.concurrency,
+        "duration": case.duration,
+        "group_size": case.group_size or 10,
     }
-    with server(stack, logs / f"{tag}-{stack.name}-server.log") as (proc, port):
+    server_log = logs / f"{tag}-{stack.name}-server.log"
+    with server(stack, server_log, case.scenario) as (proc, port):
         time.sleep(0.3)  # let it settle after binding
         rss_base = rss_bytes(proc.pid)
         cpu_connect0 = cpu_seconds(proc.pid)
@@ -331,19 +395,18 @@ def measure(stack: Stack, case: Case, args: argparse.Namespace, tag: str) -> dic
             cpu_connect = cpu_seconds(proc.pid) - cpu_connect0
             time.sleep(0.5)  # connection bookkeeping settles before the idle RSS reading
             rss_ready = rss_bytes(proc.pid)
-            cpu0 = cpu_seconds(proc.pid)
+            user0, sys0 = cpu_times(proc.pid)
             loadgen.send("GO")
-            result = loadgen.expect("RESULT", args.timeout + 30)
-            cpu = cpu_seconds(proc.pid) - cpu0
+            result = loadgen.expect("RESULT", args.timeout + case.duration + 30)
+            user1, sys1 = cpu_times(proc.pid)
+            cpu = user1 - user0 + sys1 - sys0
             rss_after = rss_bytes(proc.pid)
         finally:
             loadgen.close()
         if proc.poll() is not None:
-            raise RuntimeError(
-                f"{stack.name} died during the run: {tail(logs / f'{tag}-{stack.name}-server.log')}"
-            )
+            raise RuntimeError(f"{stack.name} died during the run: {tail(server_log)}")
     delivered = result["delivered"]
-    return {
+    run: dict[str, Any] = {
         "stack": stack.name,
         "complete": result["complete"],
         "delivered": delivered,
@@ -352,6 +415,7 @@ def measure(stack: Stack, case: Case, args: argparse.Namespace, tag: str) -> dic
         "deliveries_per_s": result["deliveries_per_s"],
         "elapsed_s": result["elapsed_s"],
         "server_cpu_s": cpu,
+        "server_sys_pct": 100 * (sys1 - sys0) / cpu if cpu else None,
         "us_per_delivery": cpu / delivered * 1e6 if delivered else None,
         "server_cpu_pct": 100 * cpu / result["loadgen_wall_s"]
         if result["loadgen_wall_s"]
@@ -368,6 +432,14 @@ def measure(stack: Stack, case: Case, args: argparse.Namespace, tag: str) -> dic
         "connects_per_s": case.clients / ready["connect_s"],
         "us_per_connect": cpu_connect / case.clients * 1e6,
     }
+    if case.scenario == "rpc":
+        # delivered = round trips answered; the window holds nothing else.
+        run["round_trips_per_s"] = result["round_trips_per_s"]
+        run["us_per_round_trip"] = run["us_per_delivery"]
+        run["errors"] = result["errors"]
+    if case.scenario == "channels":
+        run["publications"] = result["publications"]
+    return run
 
 
 # ---- statistics and report ---------------------------------------------------------------
@@ -375,11 +447,14 @@ def measure(stack: Stack, case: Case, args: argparse.Namespace, tag: str) -> dic
 METRICS: dict[str, tuple[str, bool, str]] = {
     "deliveries_per_s": ("deliveries/s", True, "{:,.0f}"),
     "us_per_delivery": ("server CPU µs/delivery", False, "{:.2f}"),
+    "round_trips_per_s": ("round trips/s", True, "{:,.0f}"),
+    "us_per_round_trip": ("server CPU µs/round trip", False, "{:.2f}"),
     "p50_ms": ("p50 ms", False, "{:.2f}"),
     "p99_ms": ("p99 ms", False, "{:.2f}"),
     "rss_per_1000_mib": ("RSS MiB per 1000 subscribed", False, "{:.1f}"),
     "connects_per_s": ("connect+subscribe/s", True, "{:,.0f}"),
     "us_per_connect": ("server CPU µs/connect", False, "{:.0f}"),
+    "server_sys_pct": ("of which kernel %", False, "{:.0f}"),
     "loadgen_cpu_pct": ("loadgen CPU %", False, "{:.0f}"),
 }
 CASE_COLUMNS = {
@@ -395,6 +470,22 @@ CASE_COLUMNS = {
         ("p50_ms", True),
         ("p99_ms", True),
         ("us_per_delivery", True),
+        ("loadgen_cpu_pct", False),
+    ),
+    "rpc": (
+        ("round_trips_per_s", True),
+        ("p50_ms", True),
+        ("p99_ms", True),
+        ("us_per_round_trip", True),
+        ("server_sys_pct", False),
+        ("loadgen_cpu_pct", False),
+    ),
+    "channels": (
+        ("deliveries_per_s", True),
+        ("us_per_delivery", True),
+        ("rss_per_1000_mib", False),
+        ("connects_per_s", False),
+        ("us_per_connect", False),
         ("loadgen_cpu_pct", False),
     ),
 }
@@ -533,11 +624,13 @@ def report(
         out += ["## Charts", ""]
         out += [f"![{path.stem}](charts/{path.name})" for path in charts]
         out.append("")
+    scenarios = {res.case.scenario for res in results}
     out += [
         "## How to read this",
         "",
         "- deliveries/s = C × publications / (first publish sent → last publication received "
-        "by the last client), measured by the load generator.",
+        "by the last client), measured by the load generator (MANY CHANNELS: C × publications "
+        "per group, each client receiving only its group's).",
         "- server CPU µs/delivery = server utime+stime (/proc/<pid>/stat) over the measured "
         "window / publications delivered. Includes handling the publisher's commands.",
         "- RSS MiB per 1000 subscribed = (RSS once every client is connected and subscribed − "
@@ -550,6 +643,31 @@ def report(
         'publisher connection sends; socket.io peers emit a "pub" event to the room; wirehub\'s '
         "publisher is a Centrifugo client sending `publish` commands (answered with a reply). "
         "Each publication is one WebSocket message from one publisher connection for every stack.",
+    ]
+    if "rpc" in scenarios:
+        out += [
+            "- RPC: each client sends its next request when the answer to the previous one "
+            "arrived (closed loop), for the stated seconds; the requests in flight at the end "
+            "are answered and counted. round trips/s = answered requests / (first request sent "
+            "→ last answer); p50/p99 = per-request send → answer times (load generator clock); "
+            "server CPU µs/round trip = server utime+stime over the window / round trips; "
+            "of which kernel % = the stime share of that CPU. "
+            "Every answer is checked to carry its request's sequence number.",
+            "- RPC requests: wirehub a Centrifugo `rpc` command (method `echo`) answered by an "
+            "`on_rpc` handler returning the request's data (standalone: bench/wirehub_rpc.py, "
+            "served by `wirehub.cli.run` as `wirehub serve` serves); Node ws and websockets "
+            "echo the message; socket.io peers acknowledge an `echo` emit with its data "
+            "(emit with a callback).",
+        ]
+    if "channels" in scenarios:
+        out += [
+            "- MANY CHANNELS: each client subscribes to its personal channel and its group's "
+            "channel (RSS and connect+subscribe/s include both subscriptions); only group "
+            "channels are published to, interleaved across groups, back to back, one WebSocket "
+            "message per publication. Raw peers keep a room → sockets map (`join <room>`, "
+            "`pub <room> <payload>`); socket.io peers use rooms (`pubto` event).",
+        ]
+    out += [
         "- A shared 2-core machine is noisy: trust ratios from the same round more than absolute figures.",
         "",
     ]
@@ -567,7 +685,11 @@ def charts_for(results: list[CaseResults]) -> list[Path]:
     for res in results:
         stacks = res.stacks()
         labels = [STACKS[s].label for s in stacks]
-        metrics = [m for m, _ in CASE_COLUMNS[res.case.scenario] if m != "loadgen_cpu_pct"]
+        metrics = [
+            m
+            for m, _ in CASE_COLUMNS[res.case.scenario]
+            if m not in ("loadgen_cpu_pct", "server_sys_pct")
+        ]
         ncols = min(3, len(metrics))
         nrows = -(-len(metrics) // ncols)
         fig, grid = plt.subplots(
@@ -611,7 +733,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--setup", action="store_true", help="install the bench's dependencies and exit"
     )
     parser.add_argument(
-        "--scenario", nargs="+", default=["all"], choices=["fanout", "latency", "all"]
+        "--scenario",
+        nargs="+",
+        default=["all"],
+        choices=[*SCENARIOS, "all"],
+        help="fanout, latency, rpc, channels (MANY CHANNELS) or all (the default)",
     )
     parser.add_argument(
         "--clients",
@@ -624,6 +750,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--messages", type=int, default=100, help="fanout: publications per burst")
     parser.add_argument("--rate", type=float, default=20, help="latency: publications per second")
     parser.add_argument("--duration", type=float, default=10, help="latency: seconds of publishing")
+    parser.add_argument(
+        "--rpc-clients", type=int, default=100, help="rpc: clients in the closed loop"
+    )
+    parser.add_argument("--rpc-duration", type=float, default=5, help="rpc: seconds of round trips")
+    parser.add_argument("--channel-clients", type=int, default=5000, help="channels: C (clients)")
+    parser.add_argument("--group-size", type=int, default=10, help="channels: clients per group")
+    parser.add_argument(
+        "--group-messages", type=int, default=20, help="channels: publications per group"
+    )
     parser.add_argument("--payload", type=int, default=64, help="bytes of padding per publication")
     parser.add_argument("--timeout", type=float, default=60, help="bound on one measured window, s")
     parser.add_argument("--concurrency", type=int, default=100, help="handshakes in flight")
@@ -644,6 +779,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             args.stacks = ["wirehub", "node-ws"]
         args.messages = min(args.messages, 10)
         args.duration = 1.0
+        args.rpc_clients = min(args.rpc_clients, 5)
+        args.rpc_duration = min(args.rpc_duration, 1.0)
+        args.channel_clients = min(args.channel_clients, 20)
+        args.group_messages = min(args.group_messages, 3)
         args.timeout = min(args.timeout, 15)
         args.no_charts = True
         args.output = args.output or args.results_dir / "SMOKE.md"
@@ -652,13 +791,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def cases(args: argparse.Namespace) -> list[Case]:
-    wanted = {"fanout", "latency"} if "all" in args.scenario else set(args.scenario)
+    wanted = set(SCENARIOS) if "all" in args.scenario else set(args.scenario)
     out = []
     if "fanout" in wanted:
         out += [Case("fanout", c, args.messages) for c in (args.clients or [1000, 5000])]
     if "latency" in wanted:
         clients = (args.clients or [1000])[0]
         out.append(Case("latency", clients, max(1, round(args.rate * args.duration)), args.rate))
+    if "rpc" in wanted:
+        out.append(Case("rpc", args.rpc_clients, 0, duration=args.rpc_duration))
+    if "channels" in wanted:
+        out.append(
+            Case("channels", args.channel_clients, args.group_messages, group_size=args.group_size)
+        )
     return out
 
 
@@ -709,7 +854,14 @@ def main(argv: list[str] | None = None) -> int:
                     f"{fmt('deliveries_per_s', run['deliveries_per_s'])} deliv/s, "
                     f"{fmt('us_per_delivery', run['us_per_delivery'])} µs/deliv"
                 )
-                if res.case.scenario == "latency":
+                if res.case.scenario == "rpc":
+                    summary = (
+                        f"{fmt('round_trips_per_s', run['round_trips_per_s'])} rt/s, "
+                        f"{fmt('us_per_round_trip', run['us_per_round_trip'])} µs/rt, "
+                        f"p50 {fmt('p50_ms', run['p50_ms'])} p99 {fmt('p99_ms', run['p99_ms'])} ms, "
+                        f"kernel {fmt('server_sys_pct', run['server_sys_pct'])}%"
+                    )
+                elif res.case.scenario == "latency":
                     summary += f", p50 {fmt('p50_ms', run['p50_ms'])} p99 {fmt('p99_ms', run['p99_ms'])} ms"
                 else:
                     summary += f", {fmt('rss_per_1000_mib', run['rss_per_1000_mib'])} MiB/1k"

@@ -1,6 +1,9 @@
-// Peer: Node socket.io room emit. A client emits "join" (with an ack) to enter a room;
-// a "pub" event is emitted to the room bench as "msg".
-// Usage: node bench/peers/socketio_server.mjs PORT
+// Peer: Node socket.io. Usage: node bench/peers/socketio_server.mjs PORT
+//   "join" (with an ack): enter a room (FANOUT, LATENCY: room "bench"; MANY CHANNELS: a
+//       personal and a group room)
+//   "pub" data: emitted to the room "bench" as "msg" (FANOUT, LATENCY)
+//   "pubto" room, data: emitted to that room as "msg" (MANY CHANNELS)
+//   "echo" data, ack: acknowledged with the data (RPC: emit with a callback)
 import { createServer } from 'node:http';
 import { Server } from 'socket.io';
 
@@ -15,6 +18,12 @@ io.on('connection', (socket) => {
   });
   socket.on('pub', (data) => {
     io.to('bench').emit('msg', data);
+  });
+  socket.on('pubto', (room, data) => {
+    io.to(String(room)).emit('msg', data);
+  });
+  socket.on('echo', (data, ack) => {
+    if (typeof ack === 'function') ack(data);
   });
 });
 http.listen(port, '127.0.0.1', () =>

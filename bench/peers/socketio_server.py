@@ -1,7 +1,12 @@
 """Peer: python-socketio (ASGI mode) under uvicorn, room emit.
 
-A client emits "join" (acknowledged) to enter a room; a "pub" event is emitted to the
-room "bench" as "msg". Usage: python bench/peers/socketio_server.py --port 8004
+- "join" (acknowledged): enter a room (FANOUT, LATENCY: room "bench"; MANY CHANNELS: a
+  personal and a group room);
+- "pub" data: emitted to the room "bench" as "msg" (FANOUT, LATENCY);
+- "pubto" room, data: emitted to that room as "msg" (MANY CHANNELS);
+- "echo" data: acknowledged with the data (RPC: emit with a callback).
+
+Usage: python bench/peers/socketio_server.py --port 8004
 """
 
 from __future__ import annotations
@@ -25,6 +30,16 @@ async def join(sid: str, room: Any) -> bool:
 @sio.on("pub")
 async def pub(sid: str, data: Any) -> None:
     await sio.emit("msg", data, room="bench")
+
+
+@sio.on("pubto")
+async def pubto(sid: str, room: Any, data: Any) -> None:
+    await sio.emit("msg", data, room=str(room))
+
+
+@sio.on("echo")
+async def echo(sid: str, data: Any) -> Any:
+    return data
 
 
 def main() -> None:

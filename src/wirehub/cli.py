@@ -70,9 +70,15 @@ def serve(
     run(config)
 
 
-def run(config: Config) -> None:
-    """Serve ``config`` until SIGINT or SIGTERM, then shut down gracefully."""
-    node = Node(config)
+def run(config: Config, node: Node | None = None) -> None:
+    """Serve ``config`` until SIGINT or SIGTERM, then shut down gracefully.
+
+    ``node``: an already built :class:`Node` (handlers registered) to serve instead of a
+    fresh ``Node(config)``; ``config`` still gives the server settings (host, port, log
+    level, demo).
+    """
+    if node is None:
+        node = Node(config)
     uvicorn_config = uvicorn.Config(
         create_app(node, lifespan=True),
         host=config.server.host,
