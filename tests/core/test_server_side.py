@@ -314,3 +314,39 @@ async def test_node_subscribe_needs_exactly_one_target() -> None:
     async with make_node() as node:
         with pytest.raises(TypeError):
             await node.subscribe("news:1")
+
+
+async def test_subs_options_give_channel_info_data_and_overrides() -> None:
+    """A connection token's ``subs`` claim: per-channel info, data and overrides, read by
+    the real JWT verifier."""
+    import jwt as pyjwt
+
+    from wirehub.auth.hooks import connect_verifier_from_config
+    from wirehub.config import TokenConfig
+
+    secret = "a-test-secret-of-at-least-32-bytes!!"
+    verifier = connect_verifier_from_config(TokenConfig(hmac_secret_key=secret))
+    assert verifier is not None
+    claims = {
+        "sub": "42",
+        "channels": ["news:ignored"],  # with subs, channels is ignored (as Centrifugo)
+        "subs": {
+            "room:1": {
+                "info": {"role": "host"},
+                "data": {"welcome": True},
+                "override": {"presence": {"value": False}},
+            }
+        },
+    }
+    config = make_config(
+        client={"allow_anonymous_connect_without_token": True},
+        channel={"namespaces": NAMESPACES},
+    )
+    async with Node(config, token_verifier=verifier) as node:
+        client, transport = await connect(node, pyjwt.encode(claims, secret, algorithm="HS256"))
+        subs = transport.messages[0]["connect"]["subs"]
+        assert subs == {"room:1": {"data": {"welcome": True}}}
+        assert list(client.channels) == ["room:1"]
+        assert await node.presence_manager.presence("room:1") == {}  # overridden off
+        # chan_info rides on this client's own publications and join/leave info.
+        assert bytes(client.channels["room:1"].info) == b'{"role":"host"}'

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from wirehub.auth.jwt import JwtVerifier
+from wirehub.auth.jwt import JwtVerifier, server_subscription_options
 from wirehub.config import TokenConfig
-from wirehub.core.events import Credentials, SubscriptionCredentials, TokenVerifier
+from wirehub.core.events import (
+    Credentials,
+    ServerSubscription,
+    SubscriptionCredentials,
+    TokenVerifier,
+)
 from wirehub.core.payload import to_raw
 from wirehub.errors import (
     DISCONNECT_INVALID_TOKEN,
@@ -33,9 +38,16 @@ class JwtConnectVerifier:
             raise Disconnect(
                 DISCONNECT_INVALID_TOKEN.code, DISCONNECT_INVALID_TOKEN.reason
             ) from None
-        channels = (*claims.channels, *claims.subs)
+        # As Centrifugo: with a subs claim, channels is ignored.
+        channels = tuple(claims.subs) if claims.subs else claims.channels
         return Credentials(
-            user=claims.user, info=info, expire_at=claims.expire_at, channels=channels
+            user=claims.user,
+            info=info,
+            expire_at=claims.expire_at,
+            channels=channels,
+            subscriptions={
+                channel: _server_subscription(options) for channel, options in claims.subs.items()
+            },
         )
 
     def verify_subscription(self, token: str) -> SubscriptionCredentials:
@@ -56,6 +68,16 @@ class JwtConnectVerifier:
             data=data,
             override=_override(claims.override),
         )
+
+
+def _server_subscription(options: dict[str, Any]) -> ServerSubscription:
+    parsed = server_subscription_options(options)
+    try:
+        info = to_raw(parsed.info) if parsed.info else None
+        data = to_raw(parsed.data) if parsed.data else None
+    except ValueError:
+        raise Disconnect(DISCONNECT_INVALID_TOKEN.code, DISCONNECT_INVALID_TOKEN.reason) from None
+    return ServerSubscription(info=info, data=data, override=_override(parsed.override))
 
 
 _OVERRIDABLE = frozenset(

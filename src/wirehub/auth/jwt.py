@@ -43,7 +43,13 @@ from wirehub.errors import (
     Disconnect,
 )
 
-__all__ = ["ConnectToken", "JwtVerifier", "SubscriptionToken"]
+__all__ = [
+    "ConnectToken",
+    "JwtVerifier",
+    "ServerSubscriptionOptions",
+    "SubscriptionToken",
+    "server_subscription_options",
+]
 
 _HMAC_ALGORITHMS: Final = frozenset({"HS256", "HS384", "HS512"})
 _RSA_ALGORITHMS: Final = frozenset({"RS256", "RS384", "RS512"})
@@ -393,6 +399,34 @@ def _expire_at(claims: dict[str, Any]) -> int | None:
 
 # Fresh instances: a raised exception collects a traceback, so the shared constants in
 # wirehub.errors must not be raised themselves.
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSubscriptionOptions:
+    """One entry of a connection token's ``subs`` claim."""
+
+    info: bytes
+    """``info`` as compact JSON or the decoded ``b64info``; ``b""`` when absent."""
+    data: bytes
+    """``data``/``b64data``, sent in the subscription's result; ``b""`` when absent."""
+    override: dict[str, Any]
+    """``override``, as sent; the caller interprets it."""
+
+
+def server_subscription_options(options: dict[str, Any]) -> ServerSubscriptionOptions:
+    """Parse one ``subs`` entry of a verified connection token.
+
+    Raises:
+        Disconnect: 3500, the entry is malformed (the token is invalid).
+    """
+    try:
+        return ServerSubscriptionOptions(
+            info=_payload(options, "info", "b64info"),
+            data=_payload(options, "data", "b64data"),
+            override=_object(options, "override"),
+        )
+    except _InvalidTokenError as exc:
+        raise _invalid_token() from exc
 
 
 def _invalid_token() -> Disconnect:

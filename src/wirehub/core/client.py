@@ -24,10 +24,12 @@ import asyncio
 import enum
 import logging
 import uuid
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from msgspec import Raw
 
+from wirehub.core.events import ServerSubscription
 from wirehub.core.payload import EMPTY, to_raw
 from wirehub.core.subscriptions import DISCONNECT_INAPPROPRIATE_PROTOCOL, ChannelContext
 from wirehub.errors import (
@@ -416,7 +418,9 @@ class Client:
         # Pushes of server-side subscriptions wait until the connect reply is queued.
         self._held = []
         try:
-            subs = await self._subscribe_server_side(channels, request.subs or {})
+            subs = await self._subscribe_server_side(
+                channels, request.subs or {}, credentials.subscriptions
+            )
         except Disconnect:
             raise
         except Exception:
@@ -437,7 +441,10 @@ class Client:
         await self._node.notify_connect(self)
 
     async def _subscribe_server_side(
-        self, channels: tuple[str, ...], positions: dict[str, SubscribeRequest]
+        self,
+        channels: tuple[str, ...],
+        positions: dict[str, SubscribeRequest],
+        options: Mapping[str, ServerSubscription],
     ) -> dict[str, SubscribeResult]:
         results: dict[str, SubscribeResult] = {}
         for channel in channels:
@@ -448,7 +455,9 @@ class Client:
                 offset=known.offset if known else 0,
                 epoch=known.epoch if known else "",
             )
-            subscribed = await self._node.subscribe_client(self, request, server_side=True)
+            subscribed = await self._node.subscribe_client(
+                self, request, server_side=True, options=options.get(channel)
+            )
             if subscribed is None:
                 break
             results[channel] = subscribed.result

@@ -36,6 +36,7 @@ __all__ = [
     "RefreshEvent",
     "RefreshHandler",
     "RefreshReply",
+    "ServerSubscription",
     "SubscribeEvent",
     "SubscribeHandler",
     "SubscribeReply",
@@ -71,6 +72,20 @@ class Credentials:
     """Unix time the connection expires; ``None`` never."""
     channels: tuple[str, ...] = ()
     """Server-side subscriptions: channels this connection is subscribed to on connect."""
+    subscriptions: Mapping[str, ServerSubscription] = field(default_factory=dict)
+    """Options of some of those channels (a token's ``subs`` claim)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSubscription:
+    """Options of one server-side subscription."""
+
+    info: Any = None
+    """Channel info of this connection in the channel."""
+    data: Any = None
+    """Custom data sent in the subscription's result."""
+    override: Mapping[str, bool] = field(default_factory=dict)
+    """Namespace options overridden for this subscription (as for subscription tokens)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,7 @@ from wirehub.core.events import (
     RefreshHandler,
     RPCEvent,
     RPCHandler,
+    ServerSubscription,
     SubscribeHandler,
     SubscriptionCredentials,
     TokenVerifier,
@@ -488,9 +489,16 @@ class Node:
             self._spawn(self._on_disconnect(event))
 
     async def subscribe_client(
-        self, client: Client, request: SubscribeRequest, *, server_side: bool = False
+        self,
+        client: Client,
+        request: SubscribeRequest,
+        *,
+        server_side: bool = False,
+        options: ServerSubscription | None = None,
     ) -> Subscribed | None:
-        return await subscribe_channel(self, client, request, server_side=server_side)
+        return await subscribe_channel(
+            self, client, request, server_side=server_side, options=options
+        )
 
     async def after_subscribe(self, client: Client, channel: str) -> None:
         """Presence entry and join, once the subscribe reply is queued."""

@@ -32,7 +32,7 @@ from msgspec import Raw
 
 from wirehub.brokers.base import HistoryOptions
 from wirehub.config import NamespaceOptions
-from wirehub.core.events import SubscribeEvent
+from wirehub.core.events import ServerSubscription, SubscribeEvent
 from wirehub.core.payload import EMPTY, json_publications, to_raw
 from wirehub.core.recovery import Recovery, merge_live, recover
 from wirehub.errors import (
@@ -103,16 +103,25 @@ class _Grant:
 
 
 async def subscribe(
-    node: Node, client: Client, request: SubscribeRequest, *, server_side: bool = False
+    node: Node,
+    client: Client,
+    request: SubscribeRequest,
+    *,
+    server_side: bool = False,
+    options: ServerSubscription | None = None,
 ) -> Subscribed | None:
     """Subscribe ``client``; ``None`` when it closed meanwhile. The caller queues the
-    reply right away, with no await in between."""
+    reply right away, with no await in between. A server-side subscription is granted,
+    with ``options`` when given (a token's ``subs`` entry)."""
     channel = request.channel
-    options = node.rules.namespace(channel)
-    grant = _Grant() if server_side else await _authorize(node, client, request)
+    namespace = node.rules.namespace(channel)
+    if server_side:
+        grant = _server_grant(options)
+    else:
+        grant = await _authorize(node, client, request)
     if grant.override:
-        options = options.model_copy(update=grant.override)
-    context = _context(node, client, request, options, grant, server_side=server_side)
+        namespace = namespace.model_copy(update=grant.override)
+    context = _context(node, client, request, namespace, grant, server_side=server_side)
     if not node.hub.has_subscribers(channel):
         try:
             await node.broker.subscribe(channel)
@@ -137,6 +146,12 @@ async def subscribe(
     _commit(node, client, channel, context, recovery.position)
     result = _result(request, context, grant, node, top=top, recovery=recovery)
     return Subscribed(result, [] if recovery.recovered else recovery.publications)
+
+
+def _server_grant(options: ServerSubscription | None) -> _Grant:
+    if options is None:
+        return _Grant()
+    return _Grant(info=_raw(options.info), data=_raw(options.data), override=options.override)
 
 
 async def _authorize(node: Node, client: Client, request: SubscribeRequest) -> _Grant:
