@@ -24,17 +24,9 @@
 
 import { Centrifuge } from 'centrifuge';
 import WebSocket from 'ws';
-import readline from 'node:readline';
+import { emit, errorFields, serveCommands } from './driver.mjs';
 
 const options = JSON.parse(process.argv[2] ?? '{}');
-
-function emit(event, fields = {}) {
-  process.stdout.write(JSON.stringify({ event, ...fields }) + '\n');
-}
-
-function errorFields(error) {
-  return { code: error?.code ?? null, message: error?.message ?? String(error) };
-}
 
 function isEmptyMessage(line) {
   return line.trim() === '{}';
@@ -121,20 +113,6 @@ async function run(command) {
   }
 }
 
-const input = readline.createInterface({ input: process.stdin });
-input.on('line', (line) => {
-  if (!line.trim()) return;
-  const command = JSON.parse(line);
-  run(command).then(
-    (fields) => emit('result', { id: command.id, ok: true, ...fields }),
-    (error) => emit('result', { id: command.id, ok: false, ...errorFields(error) }),
-  );
-});
-input.on('close', () => {
-  centrifuge.disconnect();
-  process.exit(0);
-});
-
-process.on('unhandledRejection', (reason) => emit('fatal', { message: String(reason?.stack ?? reason) }));
+serveCommands(centrifuge, run);
 
 if (options.connect !== false) centrifuge.connect();
