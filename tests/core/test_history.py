@@ -681,6 +681,30 @@ async def test_history_read_error_is_a_temporary_error_and_no_subscription() -> 
         assert not node.hub.has_subscribers("rec:1")
 
 
+async def test_a_failed_subscribe_releases_the_broker_channel() -> None:
+    """The broker subscribed this node to the channel for the first subscriber; when
+    that subscribe fails after all, the node lets the channel go again."""
+    node, broker = make_node()
+    released: list[str] = []
+    unsubscribe = broker.unsubscribe
+
+    async def recording_unsubscribe(channel: str) -> None:
+        released.append(channel)
+        await unsubscribe(channel)
+
+    broker.unsubscribe = recording_unsubscribe  # type: ignore[method-assign]
+    async with node:
+        client, transport = await connect(node)
+        broker.fail = RuntimeError("broker down")
+        await subscribe(transport, client, "rec:1")
+        assert released == ["rec:1"]
+        broker.fail = None
+        reply = await command(transport, client, subscribe={"channel": "rec:1"}, id=3)
+        assert reply["id"] == 3
+        assert "error" not in reply
+        assert released == ["rec:1"]  # a successful subscribe keeps it
+
+
 # Positioning: gaps and duplicates (§5.7).
 
 

@@ -128,6 +128,23 @@ async def subscribe(
         except Exception:
             logger.exception("broker failed to subscribe to %s", channel)
             raise ERROR_INTERNAL from None
+    try:
+        return await _join(node, client, request, channel, context, grant)
+    finally:
+        if channel not in client.channels:
+            # Refused, failed or closed meanwhile: the broker need not keep the channel
+            # for this node unless someone else here is subscribed.
+            await node.release_channel(channel)
+
+
+async def _join(
+    node: Node,
+    client: Client,
+    request: SubscribeRequest,
+    channel: str,
+    context: ChannelContext,
+    grant: _Grant,
+) -> Subscribed | None:
     if client.closed:
         return None
     if not context.positioned:
@@ -140,7 +157,6 @@ async def subscribe(
         raise DISCONNECT_INSUFFICIENT_STATE
     recovering = request.recover and context.recoverable
     if recovering and not recovery.recovered and request.flag & _REJECT_UNRECOVERED:
-        await node.release_channel(channel)
         raise ClientError(ErrorCode.UNRECOVERABLE_POSITION, "unrecoverable position")
     recovery = dataclasses.replace(recovery, publications=for_client(client, recovery.publications))
     _commit(node, client, channel, context, recovery.position)
