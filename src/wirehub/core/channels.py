@@ -82,10 +82,11 @@ class ChannelRules:
     def check_publish(self, channel: str, user: str, *, subscribed: bool) -> NamespaceOptions:
         """Raise ``ClientError`` unless ``user`` may publish into ``channel``."""
         options = self.namespace(channel)
-        user_ok = bool(user) or options.allow_publish_for_anonymous
-        if user_ok and (
-            options.allow_publish_for_client
-            or (options.allow_publish_for_subscriber and subscribed)
+        if _allowed(
+            user,
+            for_client=options.allow_publish_for_client,
+            for_subscriber=options.allow_publish_for_subscriber and subscribed,
+            for_anonymous=options.allow_publish_for_anonymous,
         ):
             return options
         raise ERROR_PERMISSION_DENIED
