@@ -25,10 +25,16 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     """Start real servers from TOML text; every one is stopped at teardown."""
     started: list[ServerProcess] = []
 
-    def start(config: str, *, env: dict[str, str] | None = None) -> ServerProcess:
+    def start(
+        config: str,
+        *,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        args: list[str] | None = None,
+    ) -> ServerProcess:
         path = tmp_path / f"wirehub-{len(started)}.toml"
         path.write_text(config, encoding="utf-8")
-        server = ServerProcess(path, env=env)
+        server = ServerProcess(path, env=env, cwd=cwd, args=args)
         started.append(server)
         return server.start()
 

@@ -27,12 +27,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 
 from wirehub.core.node import Node
+from wirehub.demo.assets import find_client_script
 from wirehub.transports.asgi_websocket import serve_websocket
 from wirehub.transports.origin import OriginCheck
 from wirehub.transports.websocket import ENDPOINT
@@ -96,11 +96,11 @@ class _App:
         return PlainTextResponse("Not Found", status_code=404)
 
     def _centrifuge_js(self) -> ASGIApp:
-        script = Path(self._demo.assets_dir) / "centrifuge.js"
-        if not script.is_file():
-            message = f"centrifuge.js not found in {self._demo.assets_dir}; run `make serve`"
-            return PlainTextResponse(message, status_code=404)
-        return FileResponse(script, media_type="text/javascript")
+        script = find_client_script(self._demo.assets_dir)
+        if script.path is None:
+            # The page shows this text: it names the folders looked at and the fix.
+            return PlainTextResponse(script.advice(), status_code=404)
+        return FileResponse(script.path, media_type="text/javascript")
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -209,8 +209,11 @@ class ServerConfig(_Section):
 class DemoConfig(_Section):
     enabled: bool = Field(False, description="serve the live chat demo at /")
     assets_dir: str = Field(
-        "demo/node_modules/centrifuge/dist",
-        description="folder holding centrifuge.js for the demo page (make serve installs it)",
+        "",
+        description=(
+            "folder holding centrifuge.js for the demo page; empty: the checkout's "
+            "demo/node_modules/centrifuge/dist (make serve installs it), wherever wirehub runs"
+        ),
     )
 
 

@@ -25,10 +25,20 @@ TIMEOUT = timeout(10.0)
 
 
 class ServerProcess:
-    """Runs ``python -m wirehub serve`` with a TOML config; stop() ends it."""
+    """Runs ``python -m wirehub serve`` with a TOML config (or none: ``args`` then say
+    what to serve, e.g. ``--app``); stop() ends it."""
 
-    def __init__(self, config_path: Path, *, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        config_path: Path | None,
+        *,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        args: list[str] | None = None,
+    ) -> None:
         self.config_path = config_path
+        self.cwd = cwd
+        self.args = args or []
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.lines: list[str] = []
         self.port = 0
@@ -49,9 +59,12 @@ class ServerProcess:
         return self._proc.pid
 
     def start(self) -> ServerProcess:
-        command = [sys.executable, "-m", "wirehub", "serve", "--config", str(self.config_path)]
+        command = [sys.executable, "-m", "wirehub", "serve"]
+        if self.config_path is not None:
+            command += ["--config", str(self.config_path)]
         self._proc = subprocess.Popen(
-            [*command, "--host", "127.0.0.1", "--port", "0"],
+            [*command, "--host", "127.0.0.1", "--port", "0", *self.args],
+            cwd=self.cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
