@@ -129,20 +129,66 @@ def test_invalid_option_is_named(tmp_path: Path, toml: str, option: str) -> None
 
 def test_unknown_environment_option_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WIREHUB_SERVER__PROT", "1")
-    with pytest.raises(ConfigError, match=r"^server\.prot: Extra inputs"):
+    with pytest.raises(ConfigError, match=r"^WIREHUB_SERVER__PROT: server\.prot is not an option"):
         load_config()
 
 
-def test_invalid_environment_value_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_invalid_environment_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WIREHUB_SERVER__PORT", "abc")
-    with pytest.raises(ConfigError, match=r"^server\.port: "):
+    with pytest.raises(ConfigError, match=r"^server\.port \(from WIREHUB_SERVER__PORT\): "):
         load_config()
 
 
-def test_environment_that_is_not_json(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_that_is_not_json_names_variable_and_option(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("WIREHUB_CLIENT__ALLOWED_ORIGINS", "https://a.example")
-    with pytest.raises(ConfigError, match=r"^environment: .*client"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^WIREHUB_CLIENT__ALLOWED_ORIGINS \(client\.allowed_origins\) must be JSON: ",
+    ):
         load_config()
+
+
+def test_a_whole_section_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WIREHUB_SERVER", '{"port": 9003}')
+    assert load_config().server.port == 9003
+    monkeypatch.setenv("WIREHUB_SERVER", "port=9003")
+    with pytest.raises(ConfigError, match=r"^WIREHUB_SERVER \(server\) must be JSON"):
+        load_config()
+
+
+def test_option_below_a_plain_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WIREHUB_SERVER__PORT__X", "1")
+    with pytest.raises(ConfigError, match=r"^WIREHUB_SERVER__PORT__X: server\.port has no sub"):
+        load_config()
+
+
+def test_misspelled_section_is_reported_and_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WIREHUB_SERVR__PORT", "9004")
+    monkeypatch.setenv("WIREHUB_TEST_SOMETHING_URL", "redis://x")  # the test suite's own
+    warnings: list[str] = []
+    config = load_config(warn=warnings.append)
+    assert config.server.port == 8000
+    assert warnings == [
+        "ignoring WIREHUB_SERVR__PORT: wirehub has no option section 'servr' "
+        "(did you mean WIREHUB_SERVER...?)"
+    ]
+
+
+def test_misspelled_section_warns_on_the_config_logger(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("WIREHUB_CLEINT__CHANNEL_LIMIT", "3")
+    with caplog.at_level("WARNING", logger="wirehub.config"):
+        load_config()
+    assert "ignoring WIREHUB_CLEINT__CHANNEL_LIMIT" in caplog.text
+    assert "WIREHUB_CLIENT" in caplog.text
+
+
+def test_variable_names_are_case_insensitive(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("wirehub_server__port", "9005")
+    assert load_config().server.port == 9005
 
 
 @pytest.mark.parametrize(

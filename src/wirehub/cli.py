@@ -40,9 +40,13 @@ def _fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
+def _warn(message: str) -> None:
+    click.echo(f"wirehub: warning: {message}", err=True)
+
+
 def _load(path: str | None, overrides: dict[str, Any]) -> Config:
     try:
-        return load_config(path, overrides)
+        return load_config(path, overrides, warn=_warn)
     except ConfigError as exc:
         _fail(f"invalid configuration: {exc}")
 

@@ -11,19 +11,18 @@ silently ignored setting.
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
-from pydantic_settings.exceptions import SettingsError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from wirehub.envconfig import EnvError, EnvValues, read_environment
 
 __all__ = [
     "ChannelConfig",
@@ -37,6 +36,8 @@ __all__ = [
     "WebSocketConfig",
     "load_config",
 ]
+
+logger = logging.getLogger("wirehub.config")
 
 Seconds = Annotated[float, Field(gt=0)]
 
@@ -241,8 +242,9 @@ class Config(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Only the values passed in: load_config() merges the environment itself, so
-        # that environ=False, Node's defaults and genconfig never read it.
+        # Only the values passed in: load_config() reads the environment itself
+        # (wirehub.envconfig), so that environ=False, Node's defaults and genconfig
+        # never read it.
         return (init_settings,)
 
 
@@ -256,10 +258,17 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _format_error(exc: ValidationError) -> str:
+def _format_error(exc: ValidationError, env: EnvValues | None = None) -> str:
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first["loc"]) or "configuration"
+    source = env.source_of(tuple(first["loc"])) if env is not None else None
+    if source is not None:
+        where = f"{where} (from {source})"
     return f"{where}: {first['msg']}"
+
+
+def _log_warning(message: str) -> None:
+    logger.warning("%s", message)
 
 
 def load_config(
@@ -267,14 +276,17 @@ def load_config(
     overrides: dict[str, Any] | None = None,
     *,
     environ: bool = True,
+    warn: Callable[[str], None] = _log_warning,
 ) -> Config:
     """Read the TOML file, then ``WIREHUB_*`` variables, then ``overrides`` (CLI flags).
 
-    ``overrides`` is nested like the file: ``{"server": {"port": 9000}}``.
+    ``overrides`` is nested like the file: ``{"server": {"port": 9000}}``. Variables
+    naming no option section are ignored and reported through ``warn`` (by default a
+    warning on the ``wirehub.config`` logger); see :mod:`wirehub.envconfig`.
 
     Raises:
         ConfigError: the file can't be read, or an option is invalid; the message
-            names the option.
+            names the option (and the variable, when the environment set it).
     """
     data: dict[str, Any] = {}
     if path is not None:
@@ -284,17 +296,14 @@ def load_config(
             raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    env_data = _env_values() if environ else {}
-    merged = _merge(_merge(data, env_data), overrides or {})
+    env: EnvValues | None = None
+    if environ:
+        try:
+            env = read_environment(Config, os.environ, warn)
+        except EnvError as exc:
+            raise ConfigError(str(exc)) from None
+    merged = _merge(_merge(data, env.data if env else {}), overrides or {})
     try:
         return Config.model_validate(merged)
     except ValidationError as exc:
-        raise ConfigError(_format_error(exc)) from None
-
-
-def _env_values() -> dict[str, Any]:
-    """The ``WIREHUB_*`` variables as a nested dict, not yet validated."""
-    try:
-        return EnvSettingsSource(Config)()
-    except SettingsError as exc:
-        raise ConfigError(f"environment: {exc}") from None
+        raise ConfigError(_format_error(exc, env)) from None
