@@ -126,6 +126,30 @@ async def test_connect_anonymous_refused() -> None:
         assert node.num_clients == 0
 
 
+async def test_no_authentication_configured_is_logged_clearly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """No key, no handler, no anonymous access: a warning at start and for each refusal
+    says so and how to fix it; a node that can authenticate logs neither."""
+    with caplog.at_level(logging.INFO, logger="wirehub.node"):
+        async with Node(make_config()) as node:
+            assert "every connection will be refused: no authentication is configured" in (
+                caplog.text
+            )
+            transport = FakeTransport()
+            client = node.attach(transport, JSON_CODEC)
+            client.handle_frame(b'{"connect":{},"id":1}')
+            assert (await transport.wait_closed()).code == 3501
+        refused = [r for r in caplog.records if "refused with 3501" in r.getMessage()]
+        assert len(refused) == 1
+        assert refused[0].levelno == logging.WARNING
+        assert "client.token.hmac_secret_key" in refused[0].getMessage()
+        caplog.clear()
+        async with Node(make_config(), token_verifier=FakeVerifier()):
+            pass
+        assert "no authentication is configured" not in caplog.text
+
+
 async def test_connect_with_token() -> None:
     """The verifier's credentials become the client's user and conn_info."""
     async with Node(config(), token_verifier=FakeVerifier(info={"name": "Ann"})) as node:

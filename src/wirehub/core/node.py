@@ -105,6 +105,12 @@ _TASKS_GRACE = 5.0
 
 _NO_VERIFIER: Any = object()
 
+_NO_AUTH = (
+    "no authentication is configured: set client.token.hmac_secret_key (or an RSA/ECDSA "
+    "public key) for connection tokens, set client.allow_anonymous_connect_without_token, "
+    "or register an on_connecting handler"
+)
+
 
 class Node:
     """A wirehub server node.
@@ -237,6 +243,9 @@ class Node:
             raise RuntimeError("this node is already running")
         self._loop = asyncio.get_running_loop()
         self._flusher = TickFlusher(self._loop)
+        anonymous = self.config.client.allow_anonymous_connect_without_token
+        if self._verifier is None and self._on_connecting is None and not anonymous:
+            logger.warning("every connection will be refused: %s", _NO_AUTH)
         await self.broker.start(self)
 
     async def close(self, disconnect: Disconnect = DISCONNECT_SHUTDOWN) -> None:
@@ -433,7 +442,10 @@ class Node:
             return self._verifier.verify_connect(request.token)
         if self.config.client.allow_anonymous_connect_without_token:
             return Credentials(user="")
-        logger.info("client %s sent no credentials", client.id)
+        if self._verifier is None and self._on_connecting is None:
+            logger.warning("client %s refused with 3501: %s", client.id, _NO_AUTH)
+        else:
+            logger.info("client %s sent no credentials", client.id)
         raise DISCONNECT_BAD_REQUEST
 
     async def refresh(self, client: Client, token: str) -> int | None:
