@@ -160,6 +160,28 @@ def test_serve_with_a_bad_config(tmp_path: Path, toml: str | None, expected: str
     assert expected in line
 
 
+def test_serve_with_malformed_json_in_the_environment() -> None:
+    """The message names the variable and the option, not pydantic's internals."""
+    line = one_line_error(
+        run("serve", env={"WIREHUB_CLIENT__ALLOWED_ORIGINS": "https://app.example"})
+    )
+    assert line.startswith(
+        "wirehub: invalid configuration: WIREHUB_CLIENT__ALLOWED_ORIGINS "
+        "(client.allowed_origins) must be JSON: "
+    )
+
+
+def test_token_warns_about_a_misspelled_section(config_file: Path) -> None:
+    result = run(
+        "token", "--config", str(config_file), "--user", "7", env={"WIREHUB_SERVR__PORT": "1"}
+    )
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "wirehub: warning: ignoring WIREHUB_SERVR__PORT: wirehub has no option section "
+        "'servr' (did you mean WIREHUB_SERVER...?)"
+    ]
+
+
 def test_serve_flag_is_validated_like_the_file() -> None:
     line = one_line_error(run("serve", "--port", "70000"))
     assert "server.port" in line
@@ -195,3 +217,37 @@ def test_version() -> None:
     result = run("--version")
     assert result.exit_code == 0
     assert result.stdout == f"wirehub, version {__version__}\n"
+
+
+# serve --app: the application's own Node.
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("nocolon", "expected module:attribute"),
+        ("no_such_module_xyz:node", "importing no_such_module_xyz failed: ModuleNotFoundError"),
+        ("missing.py:node", "missing.py does not exist"),
+        ("app_module.py:nothing", "has no 'nothing'"),
+        ("app_module.py:NUMBER", "is a int; expected a wirehub Node"),
+        ("app_module.py:broken_factory", "the function returned a str, not a Node"),
+        ("app_module.py:node", "is a Node built with its own configuration"),
+    ],
+)
+def test_serve_app_errors_are_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str, expected: str
+) -> None:
+    (tmp_path / "app_module.py").write_text(
+        "from wirehub import Node\n"
+        "NUMBER = 3\n"
+        "node = Node()\n"
+        "def broken_factory(config):\n"
+        "    return 'not a node'\n",
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "wirehub.toml"
+    config.write_text("", encoding="utf-8")
+    line = one_line_error(run("serve", "--config", str(config), "--app", target))
+    assert line.startswith("wirehub: ")
+    assert expected in line

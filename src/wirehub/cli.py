@@ -25,6 +25,7 @@ from wirehub.asgi import create_app
 from wirehub.config import Config, ConfigError, load_config
 from wirehub.core.node import Node
 from wirehub.genconfig import render_config
+from wirehub.loader import AppError, build_node, load_app
 from wirehub.transports.websocket import ENDPOINT, make_protocol_class
 
 __all__ = ["main"]
@@ -64,14 +65,57 @@ def main() -> None:
 @click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="server.log_level"
 )
+@click.option(
+    "--app",
+    "app_target",
+    metavar="MODULE:NAME",
+    help="Serve your own Node (with its handlers): module:name or file.py:name, naming a "
+    "Node or a function that takes the Config and returns one.",
+)
 def serve(
-    config_path: str | None, host: str | None, port: int | None, log_level: str | None
+    config_path: str | None,
+    host: str | None,
+    port: int | None,
+    log_level: str | None,
+    app_target: str | None,
 ) -> None:
-    """Run the standalone server (in-memory broker)."""
+    """Run the standalone server."""
     flags = {"host": host, "port": port, "log_level": log_level}
     server = {key: value for key, value in flags.items() if value is not None}
-    config = _load(config_path, {"server": server} if server else {})
-    run(config)
+    overrides = {"server": server} if server else {}
+    if app_target is None:
+        run(_load(config_path, overrides))
+        return
+    try:
+        app = load_app(app_target)
+        if isinstance(app, Node):
+            if config_path is not None:
+                _fail(f"--config: {app_target} is a Node built with its own configuration")
+            node = app
+            config = _with_overrides(node.config, overrides)
+        else:
+            config = _load(config_path, overrides)
+            node = build_node(app, config)
+    except AppError as exc:
+        _fail(str(exc))
+    run(config, node)
+
+
+def _with_overrides(config: Config, overrides: dict[str, Any]) -> Config:
+    """``config`` with the command line's flags applied, validated as a file would be."""
+    try:
+        return load_config(
+            None, {**config.model_dump(), **_nested(config, overrides)}, environ=False
+        )
+    except ConfigError as exc:
+        _fail(f"invalid configuration: {exc}")
+
+
+def _nested(config: Config, overrides: dict[str, Any]) -> dict[str, Any]:
+    return {
+        section: {**getattr(config, section).model_dump(), **values}
+        for section, values in overrides.items()
+    }
 
 
 def run(config: Config, node: Node | None = None) -> None:
