@@ -4,7 +4,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-INSTALLED := $(VENV)/.installed
+# Two stamps: serving needs wirehub and its runtime dependencies only; the tests and the
+# linters add their own groups on top.
+INSTALLED := $(VENV)/.installed-serve
+TEST_INSTALLED := $(VENV)/.installed-test
 # bench/ is in: tests/test_bench_smoke.py runs the harness in a few seconds.
 NPM_INSTALLED := demo/node_modules/.installed tests/interop/js/node_modules/.installed \
 	bench/node_modules/.installed
@@ -14,18 +17,18 @@ NPM_INSTALLED := demo/node_modules/.installed tests/interop/js/node_modules/.ins
 serve: $(INSTALLED) demo/node_modules/.installed
 	$(BIN)/wirehub serve --config config/development.toml
 
-test: $(INSTALLED) $(NPM_INSTALLED) lint pytest
+test: $(TEST_INSTALLED) $(NPM_INSTALLED) lint pytest
 
 lint: style types
 
-style: $(INSTALLED)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+style: $(TEST_INSTALLED)
+	$(BIN)/ruff check src tests examples
+	$(BIN)/ruff format --check src tests examples
 
-types: $(INSTALLED)
+types: $(TEST_INSTALLED)
 	$(BIN)/mypy
 
-pytest: $(INSTALLED) $(NPM_INSTALLED)
+pytest: $(TEST_INSTALLED) $(NPM_INSTALLED)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 $(BIN)/python:
@@ -34,6 +37,10 @@ $(BIN)/python:
 
 $(INSTALLED): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(TEST_INSTALLED): $(INSTALLED)
 	$(BIN)/python -m pip install --quiet -e . --group test --group lint
 	@touch $@
 
@@ -48,9 +55,9 @@ clean:
 # bench/RESULTS.md and bench/charts/*.png. Takes a while; `make bench-smoke` takes seconds.
 .PHONY: bench bench-smoke
 
-bench: $(INSTALLED) bench/node_modules/.installed
+bench: $(TEST_INSTALLED) bench/node_modules/.installed
 	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/run.py --scenario all --rounds 3 $(BENCH_ARGS)
 
-bench-smoke: $(INSTALLED) bench/node_modules/.installed
+bench-smoke: $(TEST_INSTALLED) bench/node_modules/.installed
 	$(BIN)/python bench/run.py --smoke
