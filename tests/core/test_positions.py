@@ -27,7 +27,13 @@ NAMESPACES: list[dict[str, Any]] = [
     {"name": "rec", **HISTORY, "force_recovery": True},
     {"name": "pos", **HISTORY, "force_positioning": True},
     {"name": "h", **HISTORY},
-    {"name": "brief", **HISTORY, "force_recovery": True, "history_meta_ttl": 300},
+    {
+        "name": "brief",
+        **HISTORY,
+        "force_recovery": True,
+        "history_meta_ttl": 300,
+        "allow_history_for_client": True,
+    },
 ]
 UNSUBSCRIBE_2500 = {"code": 2500, "reason": "insufficient state"}
 
@@ -166,6 +172,30 @@ async def test_a_new_epoch_unseen_here_is_a_loss_and_recovery_says_so() -> None:
         since = {"recover": True, "offset": 0, "epoch": old["epoch"]}
         result = await subscribe(transport, client, "brief:1", **since)
         assert (result.get("recovered", False), result["epoch"]) == (False, new.epoch)
+
+
+async def test_every_read_and_publish_carries_the_namespace_history_meta_ttl() -> None:
+    node, broker = make_node()
+    published: list[float] = []
+    publish = broker.publish
+
+    async def recording_publish(channel: str, publication: Any, options: Any) -> Any:
+        published.append(options.history_meta_ttl)
+        return await publish(channel, publication, options)
+
+    broker.publish = recording_publish  # type: ignore[method-assign]
+    async with node:
+        client, transport = await connect(node)
+        await subscribe(transport, client, "brief:1")  # the position read
+        client.handle_frame(frame({"id": 3, "history": {"channel": "brief:1", "limit": 5}}))
+        assert "history" in await transport.next_message()
+        await node.history("brief:1")
+        await node.positions.check()
+        await node.publish("brief:1", 1)
+        await node.publish("rec:1", 1)  # the channel-wide default
+        reads = [options.history_meta_ttl for _, options in broker.history_calls]
+        assert reads == [300, 300, 300, 300]
+        assert published == [300, 30 * 24 * 3600]
 
 
 async def test_a_failed_read_postpones_the_check(caplog: pytest.LogCaptureFixture) -> None:

@@ -202,6 +202,9 @@ async def test_churn_of_100k_channel_names_returns_memory_to_baseline() -> None:
         # Under 0.05 blocks per name; one channel left behind would be several.
         assert blocks() - base < 5000
         assert all(transport.closed_with is None for _, transport in churn.connections)
+        for client, _ in churn.connections:
+            client.transport_closed()
+        assert (node.num_clients, node.hub.num_users) == (0, 0)
 
 
 async def test_big_publications_are_freed_after_history_ttl_without_a_read() -> None:

@@ -45,6 +45,7 @@ __all__ = ["MemoryBroker", "MemoryPresenceManager"]
 _EPOCH_ALPHABET = string.ascii_letters
 
 _Timers = list[tuple[float, str]]
+_NEVER = math.inf
 
 
 def new_epoch() -> str:
@@ -210,19 +211,21 @@ class MemoryBroker:
     def _touch(self, channel: str, now: float, meta_ttl: float) -> _Stream:
         """The channel's stream, created if missing or expired; its metadata now lives
         ``meta_ttl`` more seconds."""
-        expires = now + meta_ttl if meta_ttl > 0 else math.inf
+        expires = now + meta_ttl if meta_ttl > 0 else _NEVER
         stream = self._streams.get(channel)
-        if stream is not None and stream.meta_expires <= now:
-            self._drop(channel, stream)
-            stream = None
-        if stream is None:
-            stream = self._streams[channel] = _Stream(expires)
-            if expires < math.inf:
-                heapq.heappush(self._meta_timers, (expires, channel))
-            return stream
+        if stream is None or stream.meta_expires <= now:
+            return self._create(channel, stream, expires)
         stream.meta_expires = expires
         if expires < stream.meta_due:  # a shorter TTL than before: an earlier timer
             stream.meta_due = expires
+            heapq.heappush(self._meta_timers, (expires, channel))
+        return stream
+
+    def _create(self, channel: str, expired: _Stream | None, expires: float) -> _Stream:
+        if expired is not None:
+            self._drop(channel, expired)
+        stream = self._streams[channel] = _Stream(expires)
+        if expires < _NEVER:
             heapq.heappush(self._meta_timers, (expires, channel))
         return stream
 
@@ -266,7 +269,7 @@ class MemoryBroker:
             self._drop(channel, stream)
             return
         stream.meta_due = stream.meta_expires
-        if stream.meta_due < math.inf:
+        if stream.meta_due < _NEVER:
             heapq.heappush(self._meta_timers, (stream.meta_due, channel))
 
     def _drop(self, channel: str, stream: _Stream) -> None:

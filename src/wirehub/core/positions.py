@@ -77,8 +77,7 @@ class PositionChecker:
         if self._failed:  # one line per round, not one per channel while a broker is down
             channel, exc = self._failed[0]
             logger.warning(
-                "position check: %d history read(s) failed, tried again next round; "
-                "first: %r: %r",
+                "position check: %d history read(s) failed, tried again next round; first: %r: %r",
                 len(self._failed),
                 channel,
                 exc,
