@@ -216,6 +216,44 @@ def test_bad_regex_without_namespace_is_rejected() -> None:
         load_config(None, {"channel": {"without_namespace": {"channel_regex": "(("}}})
 
 
+def test_stream_retention_defaults() -> None:
+    config = load_config(None, environ=False)
+    assert config.channel.history_meta_ttl == 30 * 24 * 3600  # Centrifugo's 720h
+    assert config.client.channel_position_check_delay == 40.0
+
+
+@pytest.mark.parametrize(
+    ("channel", "message"),
+    [
+        (
+            {"history_meta_ttl": 60, "namespaces": [{"name": "a", "history_ttl": 61}]},
+            "namespace 'a': history_ttl (61 s) exceeds history_meta_ttl (60 s)",
+        ),
+        (
+            {"namespaces": [{"name": "b", "history_ttl": 30, "history_meta_ttl": 20}]},
+            "namespace 'b': history_ttl (30 s) exceeds history_meta_ttl (20 s)",
+        ),
+        (
+            {"history_meta_ttl": 10, "without_namespace": {"history_ttl": 11}},
+            "without_namespace: history_ttl (11 s) exceeds history_meta_ttl (10 s)",
+        ),
+    ],
+)
+def test_publications_must_not_outlive_their_stream_position(
+    channel: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=rf"^channel: .*{re.escape(message)}"):
+        load_config(None, {"channel": channel}, environ=False)
+
+
+def test_history_meta_ttl_per_namespace_and_forever() -> None:
+    namespaces = [{"name": "a", "history_ttl": 30, "history_meta_ttl": 60}]
+    config = load_config(None, {"channel": {"history_meta_ttl": 10, "namespaces": namespaces}})
+    assert config.channel.namespaces[0].history_meta_ttl == 60
+    forever = load_config(None, {"channel": {"history_meta_ttl": 0, "namespaces": namespaces}})
+    assert forever.channel.history_meta_ttl == 0
+
+
 def test_duplicate_namespace_names_are_rejected() -> None:
     namespaces = [{"name": "chat"}, {"name": "news"}, {"name": "chat"}]
     with pytest.raises(ConfigError, match=r"^channel\.namespaces: .*unique"):

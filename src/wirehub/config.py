@@ -85,6 +85,9 @@ class NamespaceOptions(_Section):
     )
     history_size: int = Field(0, ge=0, description="publications kept per channel; 0 keeps none")
     history_ttl: float = Field(0.0, ge=0, description="seconds each kept publication lives")
+    history_meta_ttl: float = Field(
+        0.0, ge=0, description="this namespace's channel.history_meta_ttl; 0: that one"
+    )
     force_positioning: bool = Field(False, description="detect gaps for every subscriber")
     allow_positioning: bool = Field(False, description="clients may ask for positioning")
     force_recovery: bool = Field(False, description="recovery on for every subscriber")
@@ -129,6 +132,12 @@ class ChannelConfig(_Section):
     namespaces: list[NamespaceOptions] = Field(
         default_factory=list, description="one [[channel.namespaces]] table per namespace"
     )
+    history_meta_ttl: float = Field(
+        2_592_000.0,
+        ge=0,
+        description="seconds a stream's epoch and offset outlive its last publish or read "
+        "(then the next publish starts a new epoch); 0: forever",
+    )
 
     @field_validator("namespaces")
     @classmethod
@@ -139,6 +148,19 @@ class ChannelConfig(_Section):
         if len(set(names)) != len(names):
             raise ValueError("namespace names must be unique")
         return value
+
+    @model_validator(mode="after")
+    def _history_within_meta_ttl(self) -> Self:
+        # Centrifugo's rule: publications must not outlive the position they hang on.
+        for ns in (self.without_namespace, *self.namespaces):
+            meta_ttl = ns.history_meta_ttl or self.history_meta_ttl
+            if meta_ttl and ns.history_ttl > meta_ttl:
+                where = f"namespace {ns.name!r}" if ns.name else "without_namespace"
+                raise ValueError(
+                    f"{where}: history_ttl ({ns.history_ttl:g} s) exceeds "
+                    f"history_meta_ttl ({meta_ttl:g} s)"
+                )
+        return self
 
 
 class TokenConfig(_Section):
@@ -173,6 +195,12 @@ class ClientConfig(_Section):
     )
     recovery_max_publication_limit: int = Field(
         300, gt=0, description="most publications one recovery replays; beyond, not recovered"
+    )
+    channel_position_check_delay: float = Field(
+        40.0,
+        ge=0,
+        description="seconds between checks of positioned subscriptions against the "
+        "stream top (a lost tail: 2500/3010); 0: never",
     )
     token: TokenConfig = Field(
         default_factory=TokenConfig, description="connection and subscription JWT keys"

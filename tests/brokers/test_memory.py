@@ -1,54 +1,30 @@
 """The in-memory broker and presence manager (wirehub.brokers.memory).
 
-The broker contract (wirehub.brokers.base, centrifugo-protocol.md §5.1): offsets start
-at 1 and grow by exactly 1 per stored publication, assigned before the publication is
-handed over; an epoch per stream, fresh whenever a stream is created; at most
-``history_size`` items, each living ``history_ttl``; ``remove_history`` keeps the
-position. History reads: limit 0 position only, < 0 all, > 0 at most that many;
-``since`` after (or, reversed, before) an offset.
+The contract every broker keeps is tested in test_contract.py; here is what is
+particular to this one: epochs die with the process, each publication expires on its
+own, and expiry is done by timers and a sweeper task with bounded work per step.
 """
 
 from __future__ import annotations
 
-import string
+import asyncio
+import sys
+from typing import Any
 
 import pytest
 from msgspec import Raw
 
+from tests.brokers.harness import WAIT, Recorder, pub
 from tests.core.fakes import FakeClock
 from wirehub.brokers import load_broker
 from wirehub.brokers.base import HistoryOptions, PublishOptions
 from wirehub.brokers.memory import MemoryBroker, MemoryPresenceManager, new_epoch
-from wirehub.protocol.types import ClientInfo, Publication, StreamPosition
+from wirehub.protocol.types import ClientInfo, Publication
 
 pytestmark = pytest.mark.anyio
 
 KEEP = PublishOptions(history_size=10, history_ttl=60)
-NONE = PublishOptions()
-
-
-class Recorder:
-    """A BrokerEventHandler that records what it is handed."""
-
-    def __init__(self) -> None:
-        self.publications: list[tuple[str, Publication, StreamPosition]] = []
-        self.joins: list[tuple[str, ClientInfo]] = []
-        self.leaves: list[tuple[str, ClientInfo]] = []
-
-    def handle_publication(
-        self, channel: str, publication: Publication, position: StreamPosition
-    ) -> None:
-        self.publications.append((channel, publication, position))
-
-    def handle_join(self, channel: str, info: ClientInfo) -> None:
-        self.joins.append((channel, info))
-
-    def handle_leave(self, channel: str, info: ClientInfo) -> None:
-        self.leaves.append((channel, info))
-
-
-def pub(n: int) -> Publication:
-    return Publication(data=Raw(b"%d" % n))
+SHORT = PublishOptions(history_size=10, history_ttl=2, history_meta_ttl=5)
 
 
 async def started(clock: FakeClock | None = None) -> tuple[MemoryBroker, Recorder]:
@@ -58,84 +34,22 @@ async def started(clock: FakeClock | None = None) -> tuple[MemoryBroker, Recorde
     return broker, recorder
 
 
-async def publish_n(
-    broker: MemoryBroker, channel: str, count: int, options: PublishOptions = KEEP
-) -> StreamPosition:
-    position = StreamPosition()
-    for n in range(1, count + 1):
-        position = await broker.publish(channel, pub(n), options)
-    return position
-
-
 def offsets(publications: list[Publication]) -> list[int]:
     return [p.offset for p in publications]
 
 
-# Offsets and epochs.
+# What the contract (test_contract.py) leaves to each broker.
 
 
-async def test_offsets_start_at_one_and_are_assigned_before_hand_over() -> None:
-    broker, recorder = await started()
-    positions = [await broker.publish("a", pub(n), KEEP) for n in (1, 2, 3)]
-    assert [p.offset for p in positions] == [1, 2, 3]
-    epoch = positions[0].epoch
-    assert {p.epoch for p in positions} == {epoch}
-    assert [(c, p.offset, p.data, pos) for c, p, pos in recorder.publications] == [
-        ("a", n, Raw(b"%d" % n), StreamPosition(offset=n, epoch=epoch)) for n in (1, 2, 3)
-    ]
-
-
-async def test_without_history_no_offset_and_no_stream() -> None:
-    broker, recorder = await started()
-    for options in (NONE, PublishOptions(history_size=10), PublishOptions(history_ttl=60)):
-        position = await broker.publish("a", pub(1), options)
-        assert position == StreamPosition()
-    assert [p.offset for _, p, _ in recorder.publications] == [0, 0, 0]
-    assert [pos for _, _, pos in recorder.publications] == [StreamPosition()] * 3
-    page = await broker.history("a", HistoryOptions(limit=-1))
-    assert page.publications == []
-    assert page.position.offset == 0
-
-
-async def test_epochs_are_eight_letters_per_stream_and_per_broker() -> None:
+async def test_a_restarted_broker_makes_new_epochs() -> None:
     broker, _ = await started()
-    a = await broker.publish("a", pub(1), KEEP)
-    b = await broker.publish("b", pub(1), KEEP)
-    assert len(a.epoch) == 8
-    assert set(a.epoch) <= set(string.ascii_letters)
-    assert a.epoch != b.epoch
+    first = await broker.publish("a", pub(1), KEEP)
     restarted, _ = await started()  # the memory engine restarting
-    assert (await restarted.publish("a", pub(1), KEEP)).epoch != a.epoch
+    assert (await restarted.publish("a", pub(1), KEEP)).epoch != first.epoch
     assert len({new_epoch() for _ in range(20)}) == 20
 
 
-async def test_reading_an_unknown_stream_creates_it_once() -> None:
-    broker, _ = await started()
-    first = await broker.history("a", HistoryOptions())
-    assert first.position.offset == 0
-    assert first.position.epoch
-    assert (await broker.history("a", HistoryOptions())).position == first.position
-    assert (await broker.publish("a", pub(1), KEEP)).epoch == first.position.epoch
-
-
-async def test_channels_have_separate_offsets() -> None:
-    broker, _ = await started()
-    await publish_n(broker, "a", 3)
-    assert (await broker.publish("b", pub(1), KEEP)).offset == 1
-
-
-# Retention.
-
-
-async def test_history_size_trims_the_oldest() -> None:
-    broker, _ = await started()
-    top = await publish_n(broker, "a", 5, PublishOptions(history_size=3, history_ttl=60))
-    page = await broker.history("a", HistoryOptions(limit=-1))
-    assert offsets(page.publications) == [3, 4, 5]
-    assert page.position == top
-
-
-async def test_history_ttl_expires_items_but_keeps_the_position() -> None:
+async def test_each_publication_expires_history_ttl_after_its_own_publish() -> None:
     clock = FakeClock()
     broker, _ = await started(clock)
     options = PublishOptions(history_size=10, history_ttl=10)
@@ -152,67 +66,112 @@ async def test_history_ttl_expires_items_but_keeps_the_position() -> None:
     assert (await broker.publish("a", pub(3), options)).offset == 3
 
 
-async def test_remove_history_keeps_offset_and_epoch() -> None:
-    broker, _ = await started()
-    top = await publish_n(broker, "a", 3)
+async def test_expiry_does_not_wait_for_the_sweeper() -> None:
+    clock = FakeClock()
+    broker, _ = await started(clock)
+    old = await broker.publish("a", pub(1), SHORT)
+    clock.advance(3)  # no sweep: the publication has expired all the same
+    read = HistoryOptions(limit=-1, history_meta_ttl=5)
+    assert (await broker.history("a", read)).publications == []
+    clock.advance(5.5)  # and the position, 5 s after that read
+    new = await broker.publish("a", pub(2), SHORT)
+    assert new.offset == 1
+    assert new.epoch != old.epoch
+
+
+async def test_sweeps_do_bounded_work() -> None:
+    clock = FakeClock()
+    broker, _ = await started(clock)
+    for n in range(2500):
+        await broker.publish(f"c{n}", pub(n), SHORT)
+    clock.advance(3)
+    assert broker.sweep() == 1000  # sweep_batch, then the sweeper yields to the loop
+    assert broker.sweep() == 1000
+    assert broker.sweep() == 500
+    assert broker.sweep() == 0
+    assert len(broker._streams) == 2500  # the positions stay
+    assert not any(stream.items for stream in broker._streams.values())
+    clock.advance(3)
+    while broker.sweep():
+        pass
+    assert broker._streams == {}
+    assert broker._item_timers == []
+    assert broker._meta_timers == []
+
+
+class WatchedBroker(MemoryBroker):
+    """Tells when its sweeper task has swept."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.swept = asyncio.Event()
+
+    def sweep(self, budget: int | None = None) -> int:
+        done = super().sweep(budget)
+        self.swept.set()
+        return done
+
+
+async def test_the_sweeper_runs_between_start_and_close() -> None:
+    clock = FakeClock()
+    broker = WatchedBroker(clock=clock, sweep_interval=0.01)
+    await broker.start(Recorder())
+    await broker.publish("a", pub(1), SHORT)
+    clock.advance(6)
+    broker.swept.clear()
+    async with asyncio.timeout(WAIT):
+        await broker.swept.wait()  # the task's sweep, nobody reads the stream
+    assert broker._streams == {}
+    sweeper = broker._sweeper
+    assert sweeper is not None
+    await broker.close()
+    assert sweeper.cancelled()
+    assert broker._sweeper is None
+
+
+async def test_stale_and_early_timers_are_harmless() -> None:
+    clock = FakeClock()
+    broker, _ = await started(clock)
+    await broker.publish("a", pub(1), SHORT)  # timers at +2 (item) and +5 (position)
+    clock.advance(1.5)
+    await broker.publish("a", pub(2), SHORT)  # the position now lives to +6.5
     await broker.remove_history("a")
-    page = await broker.history("a", HistoryOptions(limit=-1))
-    assert page.publications == []
-    assert page.position == top
-    after = await broker.publish("a", pub(4), KEEP)
-    assert after == StreamPosition(offset=4, epoch=top.epoch)
-    await broker.remove_history("never-published")  # nothing to do
+    await broker.publish("a", pub(3), SHORT)  # item expires at +3.5
+    clock.advance(1)  # +2.5: the item timer fires early, finds pub 3 alive
+    broker.sweep()
+    read = HistoryOptions(limit=-1, history_meta_ttl=5)
+    assert offsets((await broker.history("a", read)).publications) == [3]
+    clock.advance(3)  # +5.5: pub 3 gone; the position timer fires early (read at +2.5)
+    broker.sweep()
+    stream = broker._streams["a"]
+    assert stream.items is None
+    assert stream.offset == 3
+    assert len(broker._meta_timers) == 1  # pushed again, at the real expiry
+    # A shorter TTL than before schedules an earlier timer; the later one goes stale.
+    await broker.history("a", HistoryOptions(history_meta_ttl=1))
+    clock.advance(1)
+    while broker.sweep():
+        pass
+    assert "a" not in broker._streams
+    assert len(broker._meta_timers) == 1  # the stale one, which then fires for nothing
+    clock.advance(5)
+    assert broker.sweep() == 1
+    assert broker._streams == {}
+    assert broker._meta_timers == []
 
 
-# History options.
-
-
-@pytest.mark.parametrize(
-    ("options", "expected"),
-    [
-        (HistoryOptions(), []),  # limit 0: the position only
-        (HistoryOptions(limit=0, since=StreamPosition(offset=1)), []),
-        (HistoryOptions(limit=-1), [1, 2, 3, 4, 5]),
-        (HistoryOptions(limit=2), [1, 2]),
-        (HistoryOptions(limit=99), [1, 2, 3, 4, 5]),
-        (HistoryOptions(limit=-1, since=StreamPosition(offset=2)), [3, 4, 5]),
-        (HistoryOptions(limit=2, since=StreamPosition(offset=2)), [3, 4]),
-        (HistoryOptions(limit=-1, since=StreamPosition(offset=5)), []),
-        (HistoryOptions(limit=-1, since=StreamPosition(offset=0)), [1, 2, 3, 4, 5]),
-        (HistoryOptions(limit=-1, reverse=True), [5, 4, 3, 2, 1]),
-        (HistoryOptions(limit=2, reverse=True), [5, 4]),
-        (HistoryOptions(limit=-1, since=StreamPosition(offset=4), reverse=True), [3, 2, 1]),
-        (HistoryOptions(limit=1, since=StreamPosition(offset=4), reverse=True), [3]),
-        (HistoryOptions(limit=-1, since=StreamPosition(offset=1), reverse=True), []),
-    ],
-)
-async def test_history_options(options: HistoryOptions, expected: list[int]) -> None:
-    broker, _ = await started()
-    top = await publish_n(broker, "a", 5)
-    page = await broker.history("a", options)
-    assert offsets(page.publications) == expected
-    assert page.position == top
-
-
-async def test_history_returns_publications_as_stored() -> None:
-    broker, _ = await started()
-    info = ClientInfo(user="42", client="c1")
-    publication = Publication(data=Raw(b'{"x":1}'), info=info, tags={"k": "v"})
-    await broker.publish("a", publication, KEEP)
-    (stored,) = (await broker.history("a", HistoryOptions(limit=1))).publications
-    assert stored == Publication(data=Raw(b'{"x":1}'), info=info, offset=1, tags={"k": "v"})
-
-
-# Join, leave, lifecycle.
-
-
-async def test_join_and_leave_are_handed_over() -> None:
-    broker, recorder = await started()
-    info = ClientInfo(user="42", client="c1")
-    await broker.publish_join("a", info)
-    await broker.publish_leave("a", info)
-    assert recorder.joins == [("a", info)]
-    assert recorder.leaves == [("a", info)]
+async def test_the_stream_table_shrinks_after_a_mass_expiry() -> None:
+    clock = FakeClock()
+    broker, _ = await started(clock)
+    empty = sys.getsizeof(broker._streams)
+    for n in range(5000):
+        await broker.history(f"c{n}", HistoryOptions(history_meta_ttl=1))
+    full = sys.getsizeof(broker._streams)
+    clock.advance(2)
+    while broker.sweep():
+        pass
+    assert broker._streams == {}
+    assert sys.getsizeof(broker._streams) == empty < full
 
 
 async def test_after_close_nothing_is_handed_over_but_history_is_kept() -> None:

@@ -3,18 +3,38 @@
 A broker never sees clients, hubs or nodes. It reports what arrives through the
 narrow :class:`BrokerEventHandler` callback interface, with typed messages.
 
-Semantics every implementation keeps (one contract suite checks them all):
+Semantics every implementation keeps (one contract suite, ``tests/brokers/``, checks
+them all):
 
 - ``publish`` hands the publication to every node subscribed to the channel, this one
   included, at most once each. When the channel keeps history, the offset is assigned
   atomically with the append and before any node sees the publication, so the
   publication a subscriber receives always carries its offset and the stream position.
 - Publications of one channel reach a node in publish order.
-- A stream has an epoch, regenerated whenever its metadata is created anew (a restart
-  of the memory broker, a flushed Redis), so that old offsets are never taken for new
-  ones. Offsets start at 1 and grow by exactly 1 per stored publication.
 - ``subscribe``/``unsubscribe`` are about this node's interest in a channel, not about
   any single client; the core calls them for the first and last local subscriber.
+
+Streams (``centrifugo-protocol.md`` §5.1). A channel's stream is its publications plus
+its **metadata**, the position ``{offset, epoch}``:
+
+- The metadata is created by the first publish with history, or the first ``history``
+  read, of a channel that has none: a new random epoch, offset 0. Offsets then grow by
+  exactly 1 per stored publication.
+- Retention of publications: at most ``history_size``; each one is gone (never returned
+  again, and its memory or storage released without anyone reading it) once
+  ``history_ttl`` has passed since the last publish into its stream. A broker may drop
+  each one earlier, ``history_ttl`` after its own publish (the memory broker does;
+  Redis expires the stream key as a whole, as Centrifugo does).
+- Retention of metadata: every publish with history and every ``history`` read of the
+  channel (the position checks included) is activity, and keeps the metadata for
+  ``history_meta_ttl`` seconds from then (``<= 0``: forever). Past that with no
+  activity, the metadata and whatever publications remain are gone: the next publish
+  or read creates the metadata anew, with a **new epoch**, so a client holding an old
+  position is told by recovery (``recovered: false``) or by the epoch of the next
+  publication, never left with a silent gap. ``remove_history`` is not activity.
+- ``remove_history`` drops the publications and keeps the metadata: the next publish
+  continues the same epoch at the next offset.
+- A restarted memory broker or a flushed Redis loses the metadata too: new epochs.
 """
 
 from __future__ import annotations
@@ -25,6 +45,7 @@ from typing import Protocol
 from wirehub.protocol.types import ClientInfo, Publication, StreamPosition
 
 __all__ = [
+    "DEFAULT_HISTORY_META_TTL",
     "Broker",
     "BrokerEventHandler",
     "HistoryOptions",
@@ -35,12 +56,19 @@ __all__ = [
 ]
 
 
+DEFAULT_HISTORY_META_TTL = 30 * 24 * 3600.0
+"""720 h, Centrifugo's ``channel.history_meta_ttl``."""
+
+
 @dataclass(frozen=True, slots=True)
 class PublishOptions:
     history_size: int = 0
     """Keep at most this many publications in the channel's stream; 0 keeps none."""
     history_ttl: float = 0.0
     """Seconds each kept publication lives."""
+    history_meta_ttl: float = DEFAULT_HISTORY_META_TTL
+    """Seconds the stream's position outlives its last activity (<= 0: forever). Used
+    only when the publication is kept (history on)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +78,8 @@ class HistoryOptions:
     limit: int = 0
     """0: none, only the position; negative: all; positive: at most that many."""
     reverse: bool = False
+    history_meta_ttl: float = DEFAULT_HISTORY_META_TTL
+    """As :attr:`PublishOptions.history_meta_ttl`: a read is activity too."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,11 +105,12 @@ class BrokerEventHandler(Protocol):
 
 class Broker(Protocol):
     async def start(self, handler: BrokerEventHandler) -> None:
-        """Connect, and from now on report arrivals to ``handler``."""
+        """Connect, and from now on report arrivals to ``handler``. Background work
+        (expiry sweeps, reconnects) starts here, in the running event loop."""
         ...
 
     async def close(self) -> None:
-        """Stop reporting and release connections. Idempotent."""
+        """Stop reporting, stop background work, release connections. Idempotent."""
         ...
 
     async def subscribe(self, channel: str) -> None:
@@ -101,8 +132,12 @@ class Broker(Protocol):
     async def publish_leave(self, channel: str, info: ClientInfo) -> None: ...
 
     async def history(self, channel: str, options: HistoryOptions) -> HistoryPage:
-        """Read the channel's stream. A channel never published to has offset 0 and a
-        fresh epoch, kept from then on."""
+        """Read the channel's stream. A channel with no metadata gets it now: offset 0
+        and a fresh epoch, kept for ``options.history_meta_ttl`` like any other.
+
+        ``since`` forward: publications with a greater offset, oldest first (if the
+        next one expired, the result simply starts later; callers check continuity);
+        reversed: smaller offsets, newest first. The position is always the top."""
         ...
 
     async def remove_history(self, channel: str) -> None:

@@ -1,7 +1,26 @@
-"""The in-memory broker and presence manager: one process, nothing else to run."""
+"""The in-memory broker and presence manager: one process, nothing else to run.
+
+Streams expire on their own, read or not (the contract in :mod:`wirehub.brokers.base`):
+
+1. Each stream with publications has one timer, at its oldest publication's expiry;
+   each stream has one more, at its metadata's expiry. Timers live in two heaps of
+   ``(due, channel)``; a timer is current only while it equals the stream's
+   ``items_due`` / ``meta_due`` (anything else in the heap is stale and skipped).
+2. A timer may fire early (activity moved the real expiry later): it is then pushed
+   again at the real expiry. It never fires late by more than one sweep interval.
+3. A sweeper task, started by :meth:`MemoryBroker.start` and cancelled by ``close``,
+   runs every ``sweep_interval`` seconds and handles at most ``sweep_batch`` due timers
+   before it yields to the event loop, so a mass expiry never stalls delivery.
+4. Every access also checks expiry itself (an expired metadata is replaced by a new
+   epoch, expired publications are never returned), so what clients see does not
+   depend on when the sweeper last ran.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import heapq
+import math
 import secrets
 import string
 import time
@@ -25,6 +44,9 @@ __all__ = ["MemoryBroker", "MemoryPresenceManager"]
 
 _EPOCH_ALPHABET = string.ascii_letters
 
+_Timers = list[tuple[float, str]]
+_NEVER = math.inf
+
 
 def new_epoch() -> str:
     """A fresh stream epoch: 8 random letters, as Centrifuge makes them."""
@@ -32,24 +54,29 @@ def new_epoch() -> str:
 
 
 class _Stream:
-    """A channel's publications with their expiry times, and its position."""
+    """A channel's publications with their expiry times, its position, and its timers."""
 
-    __slots__ = ("epoch", "items", "offset")
+    # Slots and no deque until the first publication: a stream with only its
+    # position (a positioned subscriber on a quiet channel) stays small.
+    __slots__ = ("epoch", "items", "items_due", "meta_due", "meta_expires", "offset")
 
-    def __init__(self) -> None:
+    def __init__(self, meta_expires: float) -> None:
         self.epoch = new_epoch()
         self.offset = 0
-        self.items: deque[tuple[float, Publication]] = deque()
-
-    def append(self, publication: Publication, options: PublishOptions, now: float) -> None:
-        self.items.append((now + options.history_ttl, publication))
-        while len(self.items) > options.history_size:
-            self.items.popleft()
+        self.items: deque[tuple[float, Publication]] | None = None
+        self.items_due = 0.0
+        """When this stream's publication timer fires; 0: it has none."""
+        self.meta_expires = meta_expires
+        self.meta_due = meta_expires
+        """When its metadata timer fires (inf: never)."""
 
     def live(self, now: float) -> list[Publication]:
-        while self.items and self.items[0][0] <= now:
-            self.items.popleft()
-        return [publication for _, publication in self.items]
+        items = self.items
+        if not items:
+            return []
+        while items and items[0][0] <= now:
+            items.popleft()
+        return [publication for expires, publication in items if expires > now]
 
 
 class MemoryBroker:
@@ -57,18 +84,42 @@ class MemoryBroker:
 
     The offset is assigned and the publication appended before the callback runs,
     with no await in between, so both are atomic with respect to other publishers.
+
+    Args:
+        clock: monotonic seconds, injectable for tests.
+        sweep_interval: seconds between expiry sweeps.
+        sweep_batch: most timers one sweep step handles before yielding.
     """
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sweep_interval: float = 1.0,
+        sweep_batch: int = 1000,
+    ) -> None:
         self._handler: BrokerEventHandler | None = None
         self._streams: dict[str, _Stream] = {}
         self._clock = clock
+        self._item_timers: _Timers = []
+        self._meta_timers: _Timers = []
+        self._sweep_interval = sweep_interval
+        self._sweep_batch = sweep_batch
+        self._sweeper: asyncio.Task[None] | None = None
+        self._dropped = 0
+        """Streams deleted since ``_streams`` was last compacted."""
 
     async def start(self, handler: BrokerEventHandler) -> None:
         self._handler = handler
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep_forever(), name="wirehub-sweeper")
 
     async def close(self) -> None:
         self._handler = None
+        sweeper, self._sweeper = self._sweeper, None
+        if sweeper is not None:
+            sweeper.cancel()
+            await asyncio.wait([sweeper])
 
     async def subscribe(self, channel: str) -> None:
         # Every publication is seen by this process already; nothing to register.
@@ -82,10 +133,11 @@ class MemoryBroker:
     ) -> StreamPosition:
         position = StreamPosition()
         if options.history_size > 0 and options.history_ttl > 0:
-            stream = self._stream(channel)
+            now = self._clock()
+            stream = self._touch(channel, now, options.history_meta_ttl)
             stream.offset += 1
             publication = msgspec.structs.replace(publication, offset=stream.offset)
-            stream.append(publication, options, self._clock())
+            self._append(channel, stream, publication, now + options.history_ttl, options)
             position = StreamPosition(offset=stream.offset, epoch=stream.epoch)
         if self._handler is not None:
             self._handler.handle_publication(channel, publication, position)
@@ -100,11 +152,12 @@ class MemoryBroker:
             self._handler.handle_leave(channel, info)
 
     async def history(self, channel: str, options: HistoryOptions) -> HistoryPage:
-        stream = self._stream(channel)
+        now = self._clock()
+        stream = self._touch(channel, now, options.history_meta_ttl)
         position = StreamPosition(offset=stream.offset, epoch=stream.epoch)
         if options.limit == 0:
             return HistoryPage([], position)
-        publications = stream.live(self._clock())
+        publications = stream.live(now)
         since = options.since
         if options.reverse:
             publications.reverse()
@@ -119,13 +172,110 @@ class MemoryBroker:
     async def remove_history(self, channel: str) -> None:
         stream = self._streams.get(channel)
         if stream is not None:
-            stream.items.clear()
+            stream.items = None  # its timer, if any, finds nothing and lapses
 
-    def _stream(self, channel: str) -> _Stream:
+    # Expiry.
+
+    def sweep(self, budget: int | None = None) -> int:
+        """Handle the timers due by now, at most ``budget``; return how many.
+
+        The sweeper task calls this; tests with a fake clock call it directly.
+        """
+        budget = self._sweep_batch if budget is None else budget
+        now = self._clock()
+        done = 0
+        for timers, fire in (
+            (self._item_timers, self._expire_items),
+            (self._meta_timers, self._expire_meta),
+        ):
+            while done < budget and timers and timers[0][0] <= now:
+                due, channel = heapq.heappop(timers)
+                fire(channel, due, now)
+                done += 1
+        if self._dropped > 4 * len(self._streams) + 1024:
+            # A dict never shrinks by deletion: after a mass expiry its table would stay
+            # at the high-water mark. Rebuilt when mostly empty, so amortised O(1).
+            self._streams = dict(self._streams)
+            self._dropped = 0
+        return done
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._sweep_interval)
+            busy = True
+            while busy:
+                busy = self.sweep() >= self._sweep_batch
+                if busy:
+                    await asyncio.sleep(0)  # a mass expiry: let the loop breathe
+
+    def _touch(self, channel: str, now: float, meta_ttl: float) -> _Stream:
+        """The channel's stream, created if missing or expired; its metadata now lives
+        ``meta_ttl`` more seconds."""
+        expires = now + meta_ttl if meta_ttl > 0 else _NEVER
         stream = self._streams.get(channel)
-        if stream is None:
-            stream = self._streams[channel] = _Stream()
+        if stream is None or stream.meta_expires <= now:
+            return self._create(channel, stream, expires)
+        stream.meta_expires = expires
+        if expires < stream.meta_due:  # a shorter TTL than before: an earlier timer
+            stream.meta_due = expires
+            heapq.heappush(self._meta_timers, (expires, channel))
         return stream
+
+    def _create(self, channel: str, expired: _Stream | None, expires: float) -> _Stream:
+        if expired is not None:
+            self._drop(channel, expired)
+        stream = self._streams[channel] = _Stream(expires)
+        if expires < _NEVER:
+            heapq.heappush(self._meta_timers, (expires, channel))
+        return stream
+
+    def _append(
+        self,
+        channel: str,
+        stream: _Stream,
+        publication: Publication,
+        expires: float,
+        options: PublishOptions,
+    ) -> None:
+        items = stream.items
+        if items is None:
+            items = stream.items = deque()
+        items.append((expires, publication))
+        while len(items) > options.history_size:
+            items.popleft()
+        if not stream.items_due:
+            stream.items_due = items[0][0]
+            heapq.heappush(self._item_timers, (stream.items_due, channel))
+
+    def _expire_items(self, channel: str, due: float, now: float) -> None:
+        stream = self._streams.get(channel)
+        if stream is None or stream.items_due != due:
+            return  # stale
+        items = stream.items
+        while items and items[0][0] <= now:
+            items.popleft()
+        if items:
+            stream.items_due = items[0][0]
+            heapq.heappush(self._item_timers, (stream.items_due, channel))
+        else:
+            stream.items = None
+            stream.items_due = 0.0
+
+    def _expire_meta(self, channel: str, due: float, now: float) -> None:
+        stream = self._streams.get(channel)
+        if stream is None or stream.meta_due != due:
+            return  # stale
+        if stream.meta_expires <= now:
+            self._drop(channel, stream)
+            return
+        stream.meta_due = stream.meta_expires
+        if stream.meta_due < _NEVER:
+            heapq.heappush(self._meta_timers, (stream.meta_due, channel))
+
+    def _drop(self, channel: str, stream: _Stream) -> None:
+        del self._streams[channel]
+        stream.items = None
+        self._dropped += 1
 
 
 class MemoryPresenceManager:

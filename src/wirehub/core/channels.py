@@ -65,6 +65,11 @@ class ChannelRules:
             raise ERROR_BAD_REQUEST
         return options
 
+    def history_meta_ttl(self, options: NamespaceOptions) -> float:
+        """Seconds a stream of this namespace keeps its position after its last
+        activity: the namespace's own setting, else ``channel.history_meta_ttl``."""
+        return options.history_meta_ttl or self._config.history_meta_ttl
+
     def check_subscribe(self, channel: str, user: str) -> NamespaceOptions:
         """Raise ``ClientError`` unless ``user`` may subscribe to ``channel``."""
         options = self.namespace(channel)

@@ -158,6 +158,15 @@ class Hub:
     def channels(self) -> list[str]:
         return list({*self._plain, *self._positioned, *self._recovering})
 
+    def positioned_channels(self) -> list[str]:
+        """The channels with positioned subscribers here."""
+        return list(self._positioned)
+
+    def positions(self, channel: str) -> dict[Client, StreamPosition]:
+        """A snapshot: each positioned subscriber of ``channel``, with the position of
+        the last publication delivered to it."""
+        return dict(self._positioned.get(channel, ()))
+
     # Fan-out.
 
     def broadcast_publication(

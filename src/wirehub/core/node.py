@@ -55,6 +55,7 @@ from wirehub.core.events import (
 from wirehub.core.flusher import TickFlusher
 from wirehub.core.hub import Hub
 from wirehub.core.payload import EMPTY, to_raw
+from wirehub.core.positions import PositionChecker
 from wirehub.core.subscriptions import (
     Subscribed,
     for_client,
@@ -175,6 +176,8 @@ class Node:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flusher: TickFlusher | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.positions = PositionChecker(self)
+        self._positions_task: asyncio.Task[None] | None = None
         self._connecting: set[Client] = set()
         """Attached clients not yet in the hub (no connect yet), for close()."""
 
@@ -247,6 +250,11 @@ class Node:
         if self._verifier is None and self._on_connecting is None and not anonymous:
             logger.warning("every connection will be refused: %s", _NO_AUTH)
         await self.broker.start(self)
+        delay = self.config.client.channel_position_check_delay
+        if delay > 0:
+            self._positions_task = self._loop.create_task(
+                self.positions.run(delay), name="wirehub-position-checks"
+            )
 
     async def close(self, disconnect: Disconnect = DISCONNECT_SHUTDOWN) -> None:
         """Disconnect every client (3001 "shutdown" by default) and stop."""
@@ -254,6 +262,10 @@ class Node:
             return
         for client in [*self.hub.clients(), *self._connecting]:
             client.disconnect(disconnect)
+        positions, self._positions_task = self._positions_task, None
+        if positions is not None:
+            positions.cancel()
+            await asyncio.wait([positions])
         await self.broker.close()
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=_TASKS_GRACE)
@@ -293,7 +305,7 @@ class Node:
         """
         options = self.rules.namespace(channel)
         publication = Publication(data=to_raw(data), tags=tags or None)
-        return await self.broker.publish(channel, publication, _publish_options(options))
+        return await self.broker.publish(channel, publication, self._publish_options(options))
 
     async def history(
         self,
@@ -304,8 +316,9 @@ class Node:
         reverse: bool = False,
     ) -> HistoryPage:
         """Read a channel's history (``limit`` 0: only the position, < 0: all)."""
-        self.rules.namespace(channel)
-        return await self.broker.history(channel, HistoryOptions(since, limit, reverse))
+        options = self.rules.namespace(channel)
+        meta_ttl = self.rules.history_meta_ttl(options)
+        return await self.broker.history(channel, HistoryOptions(since, limit, reverse, meta_ttl))
 
     async def presence(self, channel: str) -> dict[str, ClientInfo]:
         self.rules.namespace(channel)
@@ -556,17 +569,21 @@ class Node:
                 data = to_raw(reply.data)
         info = client.channel_info(channel, client.channels.get(channel))
         publication = Publication(data=data, info=info)
-        await self.broker.publish(channel, publication, _publish_options(options))
+        await self.broker.publish(channel, publication, self._publish_options(options))
 
     async def client_history(self, client: Client, request: HistoryRequest) -> HistoryResult:
         channel = request.channel
-        self.rules.check_history(channel, client.user, subscribed=channel in client.channels)
+        options = self.rules.check_history(
+            channel, client.user, subscribed=channel in client.channels
+        )
         since = request.since
         if request.reverse and since is not None and since.offset == 0:
             raise ERROR_BAD_REQUEST
         cap = self.config.client.history_max_publication_limit
         limit = cap if request.limit < 0 else min(request.limit, cap)
-        page = await self.broker.history(channel, HistoryOptions(since, limit, request.reverse))
+        meta_ttl = self.rules.history_meta_ttl(options)
+        history = HistoryOptions(since, limit, request.reverse, meta_ttl)
+        page = await self.broker.history(channel, history)
         if since is not None and since.epoch and since.epoch != page.position.epoch:
             raise ClientError(ErrorCode.UNRECOVERABLE_POSITION, "unrecoverable position")
         position = page.position
@@ -596,6 +613,15 @@ class Node:
         if self._on_message is not None:
             await self._on_message(MessageEvent(client.id, client.user, bytes(data)))
 
+    def _publish_options(self, options: NamespaceOptions) -> PublishOptions:
+        if not options.history_enabled:
+            return _NO_HISTORY
+        return PublishOptions(
+            history_size=options.history_size,
+            history_ttl=options.history_ttl,
+            history_meta_ttl=self.rules.history_meta_ttl(options),
+        )
+
     # Tasks.
 
     def _spawn(self, work: Awaitable[Any]) -> None:
@@ -619,12 +645,6 @@ def _connecting_event(client: Client, request: ConnectRequest) -> ConnectingEven
         version=request.version,
         headers=request.headers or {},
     )
-
-
-def _publish_options(options: NamespaceOptions) -> PublishOptions:
-    if not options.history_enabled:
-        return _NO_HISTORY
-    return PublishOptions(history_size=options.history_size, history_ttl=options.history_ttl)
 
 
 _NO_HISTORY = PublishOptions()

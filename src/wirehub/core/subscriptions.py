@@ -241,7 +241,11 @@ async def _read_position(
     limit = node.config.client.recovery_max_publication_limit
     recovering = request.recover and context.recoverable
     since = StreamPosition(offset=request.offset, epoch=request.epoch)
-    history = HistoryOptions(since=since, limit=limit + 1) if recovering else HistoryOptions()
+    meta_ttl = node.rules.history_meta_ttl(node.rules.namespace(channel))
+    if recovering:
+        history = HistoryOptions(since=since, limit=limit + 1, history_meta_ttl=meta_ttl)
+    else:
+        history = HistoryOptions(history_meta_ttl=meta_ttl)
     node.hub.start_recovering(channel, client)
     try:
         page = await node.broker.history(channel, history)
