@@ -30,8 +30,14 @@ style: $(TEST_INSTALLED)
 	$(BIN)/ruff check src tests examples
 	$(BIN)/ruff format --check src tests examples
 
+# The examples too, each from its own folder: every app has an app.py of its own.
 types: $(TEST_INSTALLED)
 	$(BIN)/mypy
+	@for name in $(EXAMPLES); do \
+		echo "mypy examples/$$name"; \
+		(cd examples/$$name && ../../$(BIN)/mypy --config-file ../../pyproject.toml \
+			--cache-dir ../../.mypy_cache *.py) || exit 1; \
+	done
 
 pytest: $(TEST_INSTALLED) $(NPM_INSTALLED)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -19,7 +19,7 @@ NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 
 @dataclass
 class Document:
-    doc: Doc = field(default_factory=Doc)
+    doc: Doc[Text] = field(default_factory=Doc)
     edits: int = 0
     """Updates applied so far."""
     _encoded: tuple[int, bytes, bytes] | None = None

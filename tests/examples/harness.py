@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -13,8 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from playwright.sync_api import Browser, ConsoleMessage, Page
+from websockets.sync.client import ClientConnection, connect
 
 from tests.support.server import TIMEOUT
 
@@ -25,7 +28,9 @@ __all__ = [
     "WAIT_MS",
     "AppProcess",
     "PageErrors",
+    "Session",
     "running",
+    "session",
 ]
 
 ROOT = Path(__file__).parents[2]
@@ -143,3 +148,29 @@ class PageErrors:
         page.on("pageerror", lambda exc: self.errors.append(f"page error: {exc}"))
         page.goto(url)
         return page
+
+
+class Session:
+    """The client protocol spoken by hand, in JSON, over a blocking WebSocket: for what
+    the pages never send (bad input). ``call`` returns the reply to one command."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self._id = 0
+
+    def call(self, **command: Any) -> dict[str, Any]:
+        self._id += 1
+        self.ws.send(json.dumps({"id": self._id, **command}))
+        while True:  # pushes (no id) may come first
+            for line in str(self.ws.recv(timeout=TIMEOUT)).splitlines():
+                reply: dict[str, Any] = json.loads(line)
+                if reply.get("id") == self._id:
+                    return reply
+
+
+@contextmanager
+def session(app: AppProcess) -> Iterator[Session]:
+    """A :class:`Session` with the app's wirehub, closed on exit."""
+    url = app.url.replace("http://", "ws://", 1) + "/rt/connection/websocket"
+    with connect(url, open_timeout=TIMEOUT, close_timeout=TIMEOUT) as ws:
+        yield Session(ws)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.examples.harness import WAIT_MS, AppProcess, PageErrors, running
+from tests.examples.harness import WAIT_MS, AppProcess, PageErrors, running, session
 
 pytestmark = pytest.mark.browser
 
@@ -92,3 +93,22 @@ def test_two_users_then_a_late_joiner(browser: Browser, chat: AppProcess) -> Non
     for page in (alice, carol):
         page.context.close()
     assert errors.errors == []
+
+
+def test_what_the_page_never_sends_is_refused(chat: AppProcess) -> None:
+    """A blank name gets no token; a message that is not ``{"text": ...}`` an error reply."""
+    assert httpx.post(f"{chat.url}/login", json={"name": "  "}).status_code == 422
+    assert httpx.post(f"{chat.url}/login", json={"name": "<b>"}).status_code == 422
+    token = httpx.post(f"{chat.url}/login", json={"name": "mallory"}).json()["token"]
+    with session(chat) as raw:
+        assert raw.call(connect={"token": token})["connect"]["client"]
+        assert "error" not in raw.call(subscribe={"channel": "chat:refusals"})
+        for data in ({"text": ""}, {"text": 42}, ["text"], {"text": "x" * 2001}):
+            reply = raw.call(publish={"channel": "chat:refusals", "data": data})
+            assert reply["error"]["code"] == 4000, reply
+        reply = raw.call(publish={"channel": "chat:refusals", "data": {"text": " hi "}})
+        assert "error" not in reply
+        history = raw.call(history={"channel": "chat:refusals", "limit": -1})["history"]
+        (message,) = history["publications"]
+        assert message["data"]["name"] == "mallory"  # stamped by the server
+        assert message["data"]["text"] == "hi"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.examples.harness import WAIT_MS, AppProcess, PageErrors, running
+from tests.examples.harness import WAIT_MS, AppProcess, PageErrors, running, session
 
 pytestmark = pytest.mark.browser
 
@@ -113,3 +113,12 @@ def test_live_charts_and_recovery_after_a_network_loss(
     # Reconnect attempts while offline fail, and Chromium logs each: nothing else may.
     offline = "WebSocket connection to"
     assert [error for error in errors.errors if offline not in error] == []
+
+
+def test_pages_may_watch_but_not_publish(dashboard: AppProcess) -> None:
+    with session(dashboard) as raw:
+        assert raw.call(connect={})["connect"]["client"]  # anonymous
+        subscribed = raw.call(subscribe={"channel": "metrics:system"})["subscribe"]
+        assert subscribed["recoverable"] is True
+        refused = raw.call(publish={"channel": "metrics:system", "data": {"seq": 0}})
+        assert refused["error"]["code"] == 103

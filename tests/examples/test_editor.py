@@ -6,10 +6,11 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 
-from tests.examples.harness import EXAMPLES, WAIT_MS, AppProcess, PageErrors, running
+from tests.examples.harness import EXAMPLES, WAIT_MS, AppProcess, PageErrors, running, session
 from tests.support.server import timeout
 
 pytestmark = pytest.mark.browser
@@ -144,3 +145,16 @@ def test_two_writers_converge_and_a_late_joiner_catches_up(
     for page in (alice, carol):
         page.context.close()
     assert errors.errors == []
+
+
+def test_what_the_page_never_sends_is_refused(editor: AppProcess) -> None:
+    """Bytes that are not a Yjs update never reach the channel or the server's copy."""
+    with session(editor) as raw:
+        assert raw.call(connect={"data": {"name": "mallory"}})["connect"]["client"]
+        assert "error" not in raw.call(subscribe={"channel": "doc:refusals"})
+        for data in ({"update": "not base64!"}, {"update": "AAEC/w=="}, {"text": "hi"}, []):
+            reply = raw.call(publish={"channel": "doc:refusals", "data": data})
+            assert reply["error"]["code"] == 4000, reply
+    assert httpx.get(f"{editor.url}/docs/refusals").json()["offset"] == 0  # none published
+    assert httpx.get(f"{editor.url}/docs/refusals/text").text == ""
+    assert httpx.get(f"{editor.url}/docs/Not%20A%20Name").status_code == 404

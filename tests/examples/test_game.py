@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
+from websockets.exceptions import ConnectionClosed
 
-from tests.examples.harness import WAIT_MS, AppProcess, PageErrors, running
+from tests.examples.harness import WAIT_MS, AppProcess, PageErrors, running, session
+from tests.support.server import TIMEOUT
 
 pytestmark = pytest.mark.browser
 
@@ -75,3 +78,21 @@ def test_keys_on_one_page_move_the_player_on_the_other(browser: Browser, game: A
     expect(bob.locator("#scores li")).to_have_count(1, timeout=WAIT_MS)
     bob.context.close()
     assert errors.errors == []
+
+
+def test_what_the_page_never_sends_is_refused(game: AppProcess) -> None:
+    """No name: a terminal disconnect (4501); an unknown RPC: an error reply."""
+    with session(game) as raw:
+        raw.ws.send(json.dumps({"id": 1, "connect": {"data": {"name": " "}}}))
+        with pytest.raises(ConnectionClosed) as closed:
+            raw.ws.recv(timeout=TIMEOUT)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 4501
+    with session(game) as raw:
+        connected = raw.call(connect={"data": {"name": "mallory"}})["connect"]
+        assert connected["data"] == {"width": 960, "height": 600, "tick_rate": 20.0}
+        assert connected["subs"]["game:arena"] is not None  # subscribed by the server
+        assert raw.call(rpc={"method": "teleport", "data": {}})["error"]["code"] == 4004
+        assert raw.call(rpc={"method": "dash", "data": {}})["rpc"]["data"]["cooldown"] > 0
+        refused = raw.call(publish={"channel": "game:arena", "data": {"players": []}})
+        assert refused["error"]["code"] == 103  # only the server publishes the game
