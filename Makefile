@@ -77,6 +77,7 @@ endif
 
 example: $(EXAMPLES_INSTALLED) examples/$(NAME)/node_modules/.installed
 	npm run build --if-present --silent --prefix examples/$(NAME)
+	@echo "examples/$(NAME): open http://127.0.0.1:$(EXAMPLE_PORT)/ (Ctrl+C stops it)"
 	$(BIN)/python examples/$(NAME)/app.py --port $(EXAMPLE_PORT)
 
 # Benchmark: wirehub vs its peers, same run, as ratios (bench/README.md). Writes
