@@ -8,11 +8,16 @@ BIN := $(VENV)/bin
 # linters add their own groups on top.
 INSTALLED := $(VENV)/.installed-serve
 TEST_INSTALLED := $(VENV)/.installed-test
-# bench/ is in: tests/test_bench_smoke.py runs the harness in a few seconds.
+EXAMPLES_INSTALLED := $(VENV)/.installed-examples
+# The apps under examples/, each with its own package.json (`make example NAME=chat`).
+EXAMPLES := chat dashboard game editor
+EXAMPLE_PORT ?= 8010
+# bench/ is in: tests/test_bench_smoke.py runs the harness in a few seconds; the examples
+# are: tests/examples/ drives each one in Chromium.
 NPM_INSTALLED := demo/node_modules/.installed tests/interop/js/node_modules/.installed \
-	bench/node_modules/.installed
+	bench/node_modules/.installed $(EXAMPLES:%=examples/%/node_modules/.installed)
 
-.PHONY: serve test lint style types pytest clean
+.PHONY: serve test lint style types pytest clean example
 
 serve: $(INSTALLED) demo/node_modules/.installed
 	$(BIN)/wirehub serve --config config/development.toml
@@ -25,8 +30,14 @@ style: $(TEST_INSTALLED)
 	$(BIN)/ruff check src tests examples
 	$(BIN)/ruff format --check src tests examples
 
+# The examples too, each from its own folder: every app has an app.py of its own.
 types: $(TEST_INSTALLED)
 	$(BIN)/mypy
+	@for name in $(EXAMPLES); do \
+		echo "mypy examples/$$name"; \
+		(cd examples/$$name && ../../$(BIN)/mypy --config-file ../../pyproject.toml \
+			--cache-dir ../../.mypy_cache *.py) || exit 1; \
+	done
 
 pytest: $(TEST_INSTALLED) $(NPM_INSTALLED)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -44,12 +55,30 @@ $(TEST_INSTALLED): $(INSTALLED)
 	$(BIN)/python -m pip install --quiet -e . --group test --group lint
 	@touch $@
 
+$(EXAMPLES_INSTALLED): $(INSTALLED)
+	$(BIN)/python -m pip install --quiet -e . --group examples
+	@touch $@
+
 %/node_modules/.installed: %/package.json %/package-lock.json
 	npm ci --prefix $* --no-audit --no-fund
 	@touch $@
 
 clean:
 	rm -rf $(VENV) demo/node_modules tests/interop/js/node_modules bench/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(EXAMPLES:%=examples/%/node_modules) examples/editor/static/build
+
+# One of the apps under examples/, on http://127.0.0.1:$(EXAMPLE_PORT)/: installs what it
+# needs (Python group "examples", its npm packages, its bundle if it has one), then runs it.
+ifneq ($(filter example,$(MAKECMDGOALS)),)
+ifeq ($(filter $(NAME),$(EXAMPLES)),)
+$(error usage: make example NAME=<one of: $(EXAMPLES)>)
+endif
+endif
+
+example: $(EXAMPLES_INSTALLED) examples/$(NAME)/node_modules/.installed
+	npm run build --if-present --silent --prefix examples/$(NAME)
+	@echo "examples/$(NAME): open http://127.0.0.1:$(EXAMPLE_PORT)/ (Ctrl+C stops it)"
+	$(BIN)/python examples/$(NAME)/app.py --port $(EXAMPLE_PORT)
 
 # Benchmark: wirehub vs its peers, same run, as ratios (bench/README.md). Writes
 # bench/RESULTS.md and bench/charts/*.png. Takes a while; `make bench-smoke` takes seconds.

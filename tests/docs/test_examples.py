@@ -39,6 +39,12 @@ async def connected(url: str, **options: object) -> AsyncIterator[Client]:
         yield client
     finally:
         await client.disconnect()
+        # disconnect() starts the closing handshake in a task nothing awaits: wait for it,
+        # or the loop closes under the socket (ResourceWarning, an error in a later test).
+        # As tests/interop/test_python_sdk.py does: no public way (centrifuge-python 0.7).
+        tasks = set(getattr(client, "_background_tasks", ()))
+        if tasks:
+            await asyncio.wait(tasks, timeout=WAIT)
 
 
 async def test_handlers_example() -> None:
@@ -100,6 +106,7 @@ async def test_fastapi_example(fastapi_example: int) -> None:
             inbox = Inbox()
             sub = client.new_subscription("chat:lobby", inbox)
             await sub.subscribe()
+            await sub.ready()  # subscribe() only sends the command: wait for the reply
             response = await http.post("/announce", json={"text": "hello"})
             assert response.status_code == 200
             assert response.json()["offset"] == 1

@@ -165,9 +165,9 @@ def _run_token_command(line: str) -> None:
 
 
 def _check_make_target(line: str) -> None:
-    target = line.split()[1]
+    """``make -n`` with the line's target and variables: make knows what to do."""
     proc = subprocess.run(
-        ["make", "-n", target], capture_output=True, text=True, cwd=ROOT, check=False
+        ["make", "-n", *line.split()[1:]], capture_output=True, text=True, cwd=ROOT, check=False
     )
     assert proc.returncode == 0, proc.stderr
 
@@ -177,6 +177,10 @@ def _check_make_target(line: str) -> None:
 _COMMANDS: list[tuple[str, str]] = [
     (r"^make (serve|test)\b", "make target exists (CI runs `make test` itself)"),
     (r"^\.venv/bin/wirehub token ", "run here"),
+    (
+        r"^make example NAME=(chat|dashboard|game|editor)$",
+        "make target exists; tests/examples/ runs each app as its Makefile recipe does",
+    ),
     (
         r"^\.venv/bin/wirehub serve --config config/development\.toml --app examples/handlers\.py:create_node$",
         "run by tests/docs/test_examples.py::test_handlers_example",
