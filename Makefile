@@ -34,7 +34,7 @@ $(BIN)/python:
 
 $(INSTALLED): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install --quiet -e . --group test --group lint
+	$(BIN)/python -m pip install --quiet -e '.[redis]' --group test --group lint
 	@touch $@
 
 %/node_modules/.installed: %/package.json %/package-lock.json
