@@ -8,13 +8,13 @@ ones (``redis_backend``), each node a broker of its own on the same Redis.
 from __future__ import annotations
 
 import asyncio
-import logging
 import string
 
 import pytest
 from msgspec import Raw
 
-from tests.brokers.conftest import Backend, Peer, Recorder
+from tests.brokers.conftest import Backend, Peer
+from tests.support.redis import eventually
 from wirehub.brokers.base import HistoryOptions, PublishOptions
 from wirehub.protocol.types import ClientInfo, Publication, StreamPosition
 
@@ -125,9 +125,11 @@ async def test_history_ttl_drops_publications_but_keeps_the_position(backend: Ba
     peer = await backend.peer()
     options = PublishOptions(history_size=10, history_ttl=0.2)
     top = await publish_n(peer, "a", 2, options)
-    async with asyncio.timeout(10):
-        while (await peer.broker.history("a", HistoryOptions(limit=-1))).publications:
-            await asyncio.sleep(0.05)
+
+    async def expired() -> bool:
+        return not (await peer.broker.history("a", HistoryOptions(limit=-1))).publications
+
+    await eventually(expired, "the publications to expire")
     assert (await peer.broker.history("a", HistoryOptions())).position == top
     assert await peer.broker.publish("a", pub(3), options) == StreamPosition(3, top.epoch)
 
@@ -308,9 +310,11 @@ async def test_presence_is_shared_and_expires_unless_refreshed(redis_backend: Ba
     info = ClientInfo(user="42", client="c1")
     await b.presence.add_presence("room", info)
     assert await a.presence.presence("room") == {"c1": info}
-    async with asyncio.timeout(10):
-        while await a.presence.presence("room"):
-            await asyncio.sleep(0.05)
+
+    async def gone() -> bool:
+        return not await a.presence.presence("room")
+
+    await eventually(gone, "the entry to expire")
     stats = await a.presence.presence_stats("room")
     assert (stats.num_clients, stats.num_users) == (0, 0)
 

@@ -9,14 +9,24 @@ share 127.0.0.1:6379, and nothing here ever flushes a database.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
+import subprocess
+import time
 import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
+from tests.support.server import timeout
+
 __all__ = [
+    "RedisServer",
     "cluster_url",
     "delete_prefix",
+    "eventually",
     "redis_url",
     "sentinel_url",
     "shard_urls",
@@ -31,7 +41,7 @@ def redis_url() -> str:
 def _required(name: str) -> str:
     value = os.environ.get(name)
     if not value:
-        pytest.skip(f"{name} is not set: run `eval \"$(.ci/services.sh start)\"`")
+        pytest.skip(f'{name} is not set: run `eval "$(.ci/services.sh start)"`')
     return value
 
 
@@ -92,3 +102,77 @@ def delete_prefix(url: str, prefix: str) -> None:
             client.delete(*keys)
     finally:
         client.close()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str, wait: float = 10.0) -> None:
+    """Poll ``check`` until it holds: for what only time brings (an expiry), never to
+    synchronise with an event that can be awaited."""
+    deadline = asyncio.get_running_loop().time() + timeout(wait)
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+class RedisServer:
+    """A redis-server of the test's own, on a free port, for faults: stop, start again
+    on the same port, kill. Never the shared one."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = _free_port()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self) -> RedisServer:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout(10.0)
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                pass
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server on port {self.port} did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout(10.0))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

@@ -146,6 +146,8 @@ class Shard:
         self._lanes = [_Lane() for _ in range(_LANES)]
         self._tasks: set[asyncio.Task[None]] = set()
         self._scripts: dict[str, Script] = {}
+        self.round_trips = 0
+        """Pipelines sent so far (how well commands share round trips)."""
 
     @property
     def label(self) -> str:
@@ -224,6 +226,7 @@ class Shard:
                 future.set_result(result)
 
     async def _pipeline(self, commands: list[Args]) -> list[Any]:
+        self.round_trips += 1
         pipe = self.client.pipeline(transaction=False)
         for args in commands:
             pipe.execute_command(*args)
