@@ -25,10 +25,12 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     """Start real servers from TOML text; every one is stopped at teardown."""
     started: list[ServerProcess] = []
 
-    def start(config: str, *, env: dict[str, str] | None = None) -> ServerProcess:
+    def start(
+        config: str, *, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> ServerProcess:
         path = tmp_path / f"wirehub-{len(started)}.toml"
         path.write_text(config, encoding="utf-8")
-        server = ServerProcess(path, env=env)
+        server = ServerProcess(path, env=env, args=args)
         started.append(server)
         return server.start()
 

@@ -6,6 +6,8 @@ import contextlib
 import copy
 import json
 import logging
+import logging.config
+import os
 import signal
 import socket
 import sys
@@ -60,22 +62,48 @@ def main() -> None:
 @click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="server.log_level"
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes serving the port, each a node (needs engine.type = redis).",
+)
 def serve(
-    config_path: str | None, host: str | None, port: int | None, log_level: str | None
+    config_path: str | None,
+    host: str | None,
+    port: int | None,
+    log_level: str | None,
+    workers: int,
 ) -> None:
-    """Run the standalone server (in-memory broker)."""
+    """Run the standalone server."""
     flags = {"host": host, "port": port, "log_level": log_level}
     server = {key: value for key, value in flags.items() if value is not None}
     config = _load(config_path, {"server": server} if server else {})
+    if workers > 1:
+        from wirehub.workers import check_workers, serve_workers
+
+        problem = check_workers(config, workers)
+        if problem is not None:
+            _fail(problem)
+        logging.config.dictConfig(_log_config(config.server.log_level))
+        sys.exit(serve_workers(config, workers))
     run(config)
 
 
-def run(config: Config, node: Node | None = None) -> None:
+def run(
+    config: Config,
+    node: Node | None = None,
+    *,
+    sockets: list[socket.socket] | None = None,
+    worker: str = "",
+) -> None:
     """Serve ``config`` until SIGINT or SIGTERM, then shut down gracefully.
 
     ``node``: an already built :class:`Node` (handlers registered) to serve instead of a
     fresh ``Node(config)``; ``config`` still gives the server settings (host, port, log
-    level, demo).
+    level, demo). ``sockets``: already listening sockets to serve instead of binding
+    host and port (``--workers``), and ``worker`` names this process in the logs.
     """
     if node is None:
         node = Node(config)
@@ -92,13 +120,19 @@ def run(config: Config, node: Node | None = None) -> None:
         access_log=False,
         timeout_graceful_shutdown=_SHUTDOWN_TIMEOUT,
     )
-    _Server(uvicorn_config, demo=config.demo.enabled).run()
+    _Server(uvicorn_config, demo=config.demo.enabled, worker=worker).run(sockets=sockets)
 
 
 class _Server(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, *, demo: bool) -> None:
+    def __init__(self, config: uvicorn.Config, *, demo: bool, worker: str = "") -> None:
         super().__init__(config)
         self._demo = demo
+        self._worker = worker
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if sockets is not None and self.started:
+            self._log_started_message(sockets)  # uvicorn logs nothing for given sockets
 
     def _log_started_message(self, listeners: Sequence[socket.SocketType]) -> None:
         for sock in listeners:
@@ -107,6 +141,8 @@ class _Server(uvicorn.Server):
             message = f"wirehub {__version__} serving ws://{shown}:{port}{ENDPOINT}"
             if self._demo:
                 message += f", demo at http://{shown}:{port}/"
+            if self._worker:
+                message += f" ({self._worker}, pid {os.getpid()})"
             logger.info(message)
 
     @contextlib.contextmanager
@@ -116,7 +152,8 @@ class _Server(uvicorn.Server):
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        handled = (signal.SIGINT, signal.SIGTERM)
+        # A worker leaves SIGINT to its parent (wirehub.workers), which sends SIGTERM.
+        handled = (signal.SIGTERM,) if self._worker else (signal.SIGINT, signal.SIGTERM)
         original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
         try:
             yield

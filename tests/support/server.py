@@ -27,8 +27,11 @@ TIMEOUT = timeout(10.0)
 class ServerProcess:
     """Runs ``python -m wirehub serve`` with a TOML config; stop() ends it."""
 
-    def __init__(self, config_path: Path, *, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, config_path: Path, *, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.config_path = config_path
+        self.args = args
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.lines: list[str] = []
         self.port = 0
@@ -51,7 +54,7 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         command = [sys.executable, "-m", "wirehub", "serve", "--config", str(self.config_path)]
         self._proc = subprocess.Popen(
-            [*command, "--host", "127.0.0.1", "--port", "0"],
+            [*command, "--host", "127.0.0.1", "--port", "0", *self.args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
