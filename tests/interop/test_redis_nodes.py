@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import tomllib
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -38,7 +39,7 @@ CHAT = "chat:x"
 PRESENCE_TTL = 2.0
 
 
-def redis_toml(url: str, prefix: str) -> str:
+def redis_toml(url: str, prefix: str, *, history_size: int = 10) -> str:
     """Test namespaces on the Redis engine; presence refreshed every 0.5 s and expiring
     after 2 s, so a killed node's entries go quickly."""
     return f"""
@@ -55,7 +56,7 @@ hmac_secret_key = "{SECRET}"
 name = "recover"
 allow_subscribe_for_client = true
 allow_history_for_subscriber = true
-history_size = 10
+history_size = {history_size}
 history_ttl = 300
 force_recovery = true
 
@@ -87,8 +88,6 @@ class Cluster:
         self.start = start
 
     def config(self) -> Any:
-        import tomllib
-
         return load_config(None, tomllib.loads(self.toml), environ=False)
 
 

@@ -118,8 +118,10 @@ class RedisServer:
     """A redis-server of the test's own, on a free port, for faults: stop, start again
     on the same port, kill. Never the shared one."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, persistent: bool = False) -> None:
         self.directory = directory
+        self.persistent = persistent
+        """Keep data across restarts (append-only file, synced on every write)."""
         self.port = _free_port()
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -129,19 +131,12 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
+        aof = ["yes", "--appendfsync", "always"] if self.persistent else ["no"]
         self._proc = subprocess.Popen(
             [
                 "redis-server",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.directory),
+                *("--bind", "127.0.0.1", "--port", str(self.port), "--save", ""),
+                *("--dir", str(self.directory), "--appendonly", *aof),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
