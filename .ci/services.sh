@@ -4,9 +4,10 @@
 #   eval "$(.ci/services.sh start)"   # starts them; prints the WIREHUB_TEST_* exports
 #   .ci/services.sh stop              # stops every process it started, by PID
 #
-# Started: two standalone redis-server (sharding), a 3-master Redis Cluster, and a
-# Redis master watched by one Sentinel (`redis-server --sentinel`, which is what
-# Debian's redis-sentinel runs). The shared Redis on 127.0.0.1:6379 is left alone.
+# Started: a redis-server for the engine tests (WIREHUB_TEST_REDIS_URL, unless the
+# caller set it already), two more (sharding), a 3-master Redis Cluster, and a Redis
+# master watched by one Sentinel (`redis-server --sentinel`: the binary Debian's
+# redis-sentinel package runs). Nothing touches a Redis it did not start.
 # State lives in $WIREHUB_SERVICES_DIR (default: .ci/.services), PIDs in its pids file.
 set -euo pipefail
 
@@ -61,6 +62,14 @@ start() {
     # Whatever fails from here stops what was started.
     trap 'stop >/dev/null 2>&1' EXIT
 
+    local main_url="${WIREHUB_TEST_REDIS_URL:-}"
+    if [ -z "$main_url" ]; then
+        local main
+        main=$(free_port)
+        start_redis main "$main"
+        main_url="redis://127.0.0.1:$main"
+    fi
+
     local shard1 shard2
     shard1=$(free_port)
     start_redis shard1 "$shard1"
@@ -108,7 +117,7 @@ CONF
 
     local seeds="redis+cluster://${cluster[0]}?addr=${cluster[1]}&addr=${cluster[2]}"
     cat >"$DIR/env" <<ENV
-export WIREHUB_TEST_REDIS_URL="\${WIREHUB_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
+export WIREHUB_TEST_REDIS_URL="$main_url"
 export WIREHUB_TEST_REDIS_SHARD_URLS="redis://127.0.0.1:$shard1,redis://127.0.0.1:$shard2"
 export WIREHUB_TEST_REDIS_CLUSTER_URL="$seeds"
 export WIREHUB_TEST_REDIS_SENTINEL_URL="redis+sentinel://127.0.0.1:$sentinel?sentinel_master_name=wirehub"

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import secrets
 import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -28,7 +30,6 @@ from wirehub.brokers.base import (
     HistoryPage,
     PublishOptions,
 )
-from wirehub.brokers.memory import new_epoch
 from wirehub.brokers.redis import codec
 from wirehub.brokers.redis.codec import MalformedMessage
 from wirehub.brokers.redis.pubsub import PubSub
@@ -42,6 +43,15 @@ if TYPE_CHECKING:
 __all__ = ["RedisBroker"]
 
 logger = logging.getLogger("wirehub.redis")
+
+
+# Every publish carries a seed for a new epoch (used only if the stream has none, by
+# the script): drawn from a generator seeded from the OS once, not per publish.
+_random = random.Random(secrets.randbits(128))
+
+
+def _epoch_seed() -> int:
+    return _random.getrandbits(48)
 
 
 def _ms(seconds: float) -> int:
@@ -187,7 +197,7 @@ class RedisBroker:
                     _ms(options.history_ttl),
                     name,
                     _meta_ttl(options.history_meta_ttl),
-                    new_epoch(),
+                    _epoch_seed(),
                     result_ttl,
                 ),
                 channel=channel,
@@ -221,7 +231,7 @@ class RedisBroker:
         reply = await shard.call_script(
             HISTORY,
             (keys.stream(channel), keys.meta(channel)),
-            (new_epoch(), _meta_ttl(options.history_meta_ttl), direction, start, count),
+            (_epoch_seed(), _meta_ttl(options.history_meta_ttl), direction, start, count),
             channel=channel,
         )
         position = StreamPosition(offset=int(reply[0]), epoch=_text(reply[1]))

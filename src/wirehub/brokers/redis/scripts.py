@@ -9,6 +9,22 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+# A new epoch: 8 letters from a random 48-bit number (exact in Lua's doubles), made only
+# when a stream has none; the caller sends the number, which costs less than letters.
+_NEW_EPOCH = """
+local function new_epoch(seed)
+  local letters = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'
+  local out = {}
+  seed = tonumber(seed)
+  for i = 1, 8 do
+    local index = seed % 52
+    seed = (seed - index) / 52
+    out[i] = string.sub(letters, index + 1, index + 1)
+  end
+  return table.concat(out)
+end
+"""
+
 __all__ = [
     "ADD_PRESENCE",
     "HISTORY",
@@ -31,12 +47,14 @@ class Script:
 
 # Append to the channel's stream and publish, with the offset and epoch assigned here.
 # KEYS: stream, meta, result. ARGV: publication, history size, history ttl ms,
-# PUB/SUB channel, meta ttl ms (0: none), a new epoch, result ttl ms ("": no
+# PUB/SUB channel, meta ttl ms (0: none), an epoch seed, result ttl ms ("": no
 # idempotency key). Returns {offset, epoch, suppressed (0/1)}.
-PUBLISH_HISTORY = Script("""
+PUBLISH_HISTORY = Script(
+    _NEW_EPOCH
+    + """
 local stream, meta, result = KEYS[1], KEYS[2], KEYS[3]
 local body, size, ttl, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local meta_ttl, new_epoch, result_ttl = ARGV[5], ARGV[6], ARGV[7]
+local meta_ttl, seed, result_ttl = ARGV[5], ARGV[6], ARGV[7]
 if result_ttl ~= '' then
   local seen = redis.call('hmget', result, 'e', 's')
   if seen[1] then
@@ -45,7 +63,7 @@ if result_ttl ~= '' then
 end
 local epoch = redis.call('hget', meta, 'e')
 if not epoch then
-  epoch = new_epoch
+  epoch = new_epoch(seed)
   redis.call('hset', meta, 'e', epoch)
 end
 local offset = redis.call('hincrby', meta, 's', 1)
@@ -65,7 +83,8 @@ if result_ttl ~= '' then
   redis.call('pexpire', result, result_ttl)
 end
 return {offset, epoch, 0}
-""")
+"""
+)
 
 # Publish without history, once per idempotency key.
 # KEYS: result. ARGV: PUB/SUB channel, message, result ttl ms. Returns 1 if suppressed.
@@ -80,16 +99,18 @@ return 0
 """)
 
 # Read the stream position, creating the epoch if there is none yet, and entries.
-# KEYS: stream, meta. ARGV: a new epoch, meta ttl ms (0: none), what to read
+# KEYS: stream, meta. ARGV: an epoch seed, meta ttl ms (0: none), what to read
 # ("" nothing, "f" forward, "r" reverse), start id, count (0: all).
 # Returns {offset, epoch, entries}.
-HISTORY = Script("""
+HISTORY = Script(
+    _NEW_EPOCH
+    + """
 local stream, meta = KEYS[1], KEYS[2]
-local new_epoch, meta_ttl, direction, start, count = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local seed, meta_ttl, direction, start, count = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local position = redis.call('hmget', meta, 'e', 's')
 local epoch, offset = position[1], tonumber(position[2]) or 0
 if not epoch then
-  epoch = new_epoch
+  epoch = new_epoch(seed)
   redis.call('hset', meta, 'e', epoch)
 end
 if meta_ttl ~= '0' then
@@ -110,7 +131,8 @@ elseif direction == 'r' then
   end
 end
 return {offset, epoch, entries}
-""")
+"""
+)
 
 # KEYS: data hash, expiry zset. ARGV: client id, info, expires at (unix ms), ttl ms.
 ADD_PRESENCE = Script("""

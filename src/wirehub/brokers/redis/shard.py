@@ -27,13 +27,19 @@ from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from wirehub.brokers.redis.addresses import ShardSpec, TLSOptions
 from wirehub.brokers.redis.keys import Keys
 from wirehub.brokers.redis.scripts import Script
 
 __all__ = ["Shard"]
+
+_pack_command: Any
+try:  # C packing: redis-py's own encodes every argument in Python first.
+    from hiredis import pack_command as _pack_command
+except ImportError:  # pragma: no cover
+    _pack_command = None
 
 logger = logging.getLogger("wirehub.redis")
 
@@ -127,12 +133,14 @@ def _build_client(spec: ShardSpec) -> tuple[Any, list[Any]]:
 
 
 class _Lane:
-    __slots__ = ("busy", "queue", "scheduled")
+    __slots__ = ("busy", "connection", "queue", "scheduled")
 
     def __init__(self) -> None:
         self.queue: list[tuple[Args, asyncio.Future[Any]]] = []
         self.busy = False
         self.scheduled = False
+        self.connection: AbstractConnection | None = None
+        """Standalone and Sentinel: the lane's own connection, pipelined by hand."""
 
 
 class Shard:
@@ -188,23 +196,23 @@ class Shard:
         try:
             live = [(args, future) for args, future in batch if not future.done()]
             if live:
-                await self._execute(live)
+                await self._execute(lane, live)
         finally:
             lane.busy = False
             if lane.queue:
                 self._kick(lane)
 
-    async def _execute(self, batch: list[tuple[Args, asyncio.Future[Any]]]) -> None:
+    async def _execute(self, lane: _Lane, batch: list[tuple[Args, asyncio.Future[Any]]]) -> None:
         try:
             async with asyncio.timeout(self._timeout):
-                results = await self._pipeline([args for args, _ in batch])
+                results = await self._pipeline(lane, [args for args, _ in batch])
                 missing = [
                     i for i, result in enumerate(results) if isinstance(result, NoScriptError)
                 ]
                 if missing:
                     # The server lost its script cache (restart, failover): send the source.
                     retried = await self._pipeline(
-                        [self._with_source(batch[i][0]) for i in missing]
+                        lane, [self._with_source(batch[i][0]) for i in missing]
                     )
                     for i, result in zip(missing, retried, strict=True):
                         results[i] = result
@@ -225,13 +233,42 @@ class Shard:
             else:
                 future.set_result(result)
 
-    async def _pipeline(self, commands: list[Args]) -> list[Any]:
+    async def _pipeline(self, lane: _Lane, commands: list[Args]) -> list[Any]:
         self.round_trips += 1
-        pipe = self.client.pipeline(transaction=False)
-        for args in commands:
-            pipe.execute_command(*args)
-        results: list[Any] = await pipe.execute(raise_on_error=False)
-        return results
+        if self.spec.kind == "cluster":
+            # redis-py routes each command to the node owning its key's slot.
+            pipe = self.client.pipeline(transaction=False)
+            for args in commands:
+                pipe.execute_command(*args)
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+            return results
+        return await self._send(lane, commands)
+
+    async def _send(self, lane: _Lane, commands: list[Args]) -> list[Any]:
+        """One round trip on the lane's connection: every command written at once, then
+        every reply read. Cheaper than redis-py's pipelines (no per-reply timer, no
+        per-command response callback); the caller bounds the whole with a timeout. A
+        failure of any kind drops the connection, since replies may be left unread."""
+        connection = lane.connection
+        if connection is None:
+            connection = lane.connection = await self.open_connection()
+        try:
+            if _pack_command is not None:
+                packed: Any = b"".join([_pack_command(args) for args in commands])
+            else:
+                packed = connection.pack_commands(commands)
+            await connection.send_packed_command(packed, check_health=False)
+            results: list[Any] = []
+            for _ in commands:
+                try:
+                    results.append(await connection.read_response())
+                except ResponseError as exc:  # an error reply, read whole: carry on
+                    results.append(exc)
+            return results
+        except BaseException:
+            lane.connection = None
+            await _disconnect(connection)
+            raise
 
     def _with_source(self, args: Args) -> Args:
         script = self._scripts[args[1]]
@@ -270,11 +307,21 @@ class Shard:
         for lane in self._lanes:
             _fail(lane.queue, ConnectionError("the Redis client is closed"))
             lane.queue.clear()
+            connection, lane.connection = lane.connection, None
+            if connection is not None:
+                await _disconnect(connection)
         for closable in (self.client, *self._closables):
             try:
                 await closable.aclose()
             except Exception:
                 logger.debug("closing a client of %s failed", self.label, exc_info=True)
+
+
+async def _disconnect(connection: AbstractConnection) -> None:
+    try:
+        await connection.disconnect()
+    except Exception:
+        logger.debug("disconnect failed", exc_info=True)
 
 
 def _fail(batch: list[tuple[Args, asyncio.Future[Any]]], exc: BaseException) -> None:
