@@ -1,8 +1,8 @@
-"""wirehub embedded in FastAPI, several uvicorn workers sharing Redis.
+r"""wirehub embedded in FastAPI, several uvicorn workers sharing Redis.
 
 Run (from the repository root, with `pip install "wirehub[redis]" fastapi`):
 
-    WIREHUB_ENGINE__REDIS__ADDRESS=redis://127.0.0.1:6379 \\
+    WIREHUB_ENGINE__REDIS__ADDRESS=redis://127.0.0.1:6379 \
         uvicorn examples.fastapi_redis:app --workers 4 --port 8000
 
 Every worker process imports this module and runs its own wirehub node; the nodes meet

@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from msgspec import Raw
@@ -227,3 +228,120 @@ def recorder_info() -> object:
 
 
 _ = logging
+
+
+# Credentials and TLS, against a redis-server of the test's own.
+
+
+async def round_trip(engine: RedisEngine) -> None:
+    """Subscribe, publish with history, receive it: the engine works end to end."""
+    recorder = Recorder()
+    await engine.broker.start(recorder)
+    try:
+        await engine.broker.subscribe("a")
+        assert (await engine.broker.publish("a", pub(1), KEEP)).offset == 1
+        await recorder.wait(lambda: bool(recorder.publications), "the publication")
+    finally:
+        await engine.broker.close()
+
+
+async def test_password_and_acl_user(tmp_path: Path) -> None:
+    acl = ("--user", "alice", "on", ">wonderland", "~*", "&*", "+@all")
+    server = RedisServer(tmp_path, args=("--requirepass", "s3cret", *acl)).start()
+    try:
+        port = server.port
+        await round_trip(create_engine(f"redis://:s3cret@127.0.0.1:{port}", prefix=unique_prefix()))
+        await round_trip(
+            create_engine(f"redis://alice:wonderland@127.0.0.1:{port}", prefix=unique_prefix())
+        )
+        wrong = create_engine(f"redis://alice:nope@127.0.0.1:{port}", prefix=unique_prefix())
+        await wrong.broker.start(Recorder())
+        try:
+            async with asyncio.timeout(20):
+                with pytest.raises(RedisError, match=r"(?i)auth|password|WRONGPASS"):
+                    await wrong.broker.publish("a", pub(1), KEEP)
+        finally:
+            await wrong.broker.close()
+    finally:
+        server.stop()
+
+
+def make_certificates(directory: Path) -> tuple[Path, Path, Path, Path]:
+    """A CA, and a certificate for 127.0.0.1 signed by it; plus another CA."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(text: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def certificate(subject: str, key: Any, issuer: str, signer: Any, *, ca: bool) -> Any:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name(subject))
+            .issuer_name(name(issuer))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+            builder = builder.add_extension(san, critical=False)
+        return builder.sign(signer, hashes.SHA256())
+
+    pem = serialization.Encoding.PEM
+    paths = []
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    other_key = ec.generate_private_key(ec.SECP256R1())
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    for file, cert in (
+        ("ca.pem", certificate("test CA", ca_key, "test CA", ca_key, ca=True)),
+        ("other-ca.pem", certificate("other CA", other_key, "other CA", other_key, ca=True)),
+        ("server.pem", certificate("127.0.0.1", server_key, "test CA", ca_key, ca=False)),
+    ):
+        (directory / file).write_bytes(cert.public_bytes(pem))
+        paths.append(directory / file)
+    key_bytes = server_key.private_bytes(
+        pem, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    )
+    (directory / "server.key").write_bytes(key_bytes)
+    return paths[0], paths[1], paths[2], directory / "server.key"
+
+
+async def test_tls(tmp_path: Path) -> None:
+    """rediss:// with the server's CA works; another CA is refused (no hang); skipping
+    verification works without a CA."""
+    from wirehub.brokers.redis.addresses import parse_shards
+    from wirehub.config import RedisEngineConfig
+
+    ca, other_ca, cert, key = make_certificates(tmp_path)
+    server = RedisServer(tmp_path / "redis", tls=(cert, key)).start()
+
+    def engine(**tls: object) -> RedisEngine:
+        config = RedisEngineConfig.model_validate(
+            {"address": f"rediss://127.0.0.1:{server.port}", "tls": {"enabled": True, **tls}}
+        )
+        return RedisEngine(parse_shards(config), prefix=unique_prefix())
+
+    try:
+        await round_trip(engine(server_ca_pem_file=str(ca)))
+        await round_trip(engine(server_ca_pem=ca.read_text()))
+        await round_trip(engine(insecure_skip_verify=True))
+        refused = engine(server_ca_pem_file=str(other_ca))
+        await refused.broker.start(Recorder())
+        try:
+            async with asyncio.timeout(20):
+                with pytest.raises((RedisError, OSError)):
+                    await refused.broker.publish("a", pub(1), KEEP)
+        finally:
+            await refused.broker.close()
+    finally:
+        server.stop()

@@ -10,8 +10,10 @@ share 127.0.0.1:6379, and nothing here ever flushes a database.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
+import ssl
 import subprocess
 import time
 import uuid
@@ -118,10 +120,21 @@ class RedisServer:
     """A redis-server of the test's own, on a free port, for faults: stop, start again
     on the same port, kill. Never the shared one."""
 
-    def __init__(self, directory: Path, *, persistent: bool = False) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        persistent: bool = False,
+        args: tuple[str, ...] = (),
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
         self.directory = directory
         self.persistent = persistent
         """Keep data across restarts (append-only file, synced on every write)."""
+        self.args = args
+        """More redis-server options (a password, ACL users)."""
+        self.tls = tls
+        """(certificate, key): serve TLS only, on :attr:`port`."""
         self.port = _free_port()
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -132,27 +145,45 @@ class RedisServer:
     def start(self) -> RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         aof = ["yes", "--appendfsync", "always"] if self.persistent else ["no"]
+        listen = ["--port", str(self.port)]
+        if self.tls is not None:
+            cert, key = self.tls
+            listen = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(cert)]
+            listen += ["--tls-key-file", str(key), "--tls-auth-clients", "no"]
         self._proc = subprocess.Popen(
             [
                 "redis-server",
-                *("--bind", "127.0.0.1", "--port", str(self.port), "--save", ""),
+                *("--bind", "127.0.0.1", *listen, "--save", ""),
                 *("--dir", str(self.directory), "--appendonly", *aof),
+                *self.args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + timeout(10.0)
         while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        return self
-            except OSError:
-                pass
+            if self._answers():
+                return self
             if self._proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"redis-server on port {self.port} did not start")
             time.sleep(0.05)
+
+    def _answers(self) -> bool:
+        """Whether it answers a PING (or asks for a password)."""
+        try:
+            with contextlib.ExitStack() as stack:
+                sock = stack.enter_context(
+                    socket.create_connection(("127.0.0.1", self.port), timeout=1)
+                )
+                if self.tls is not None:
+                    context = ssl.create_default_context()
+                    context.check_hostname = False
+                    context.verify_mode = ssl.CERT_NONE
+                    sock = stack.enter_context(context.wrap_socket(sock))
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith((b"+PONG", b"-NOAUTH"))
+        except OSError:
+            return False
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None

@@ -15,6 +15,7 @@ core makes their positioned subscribers recover once the connection is back.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import secrets
@@ -60,6 +61,16 @@ def _ms(seconds: float) -> int:
 
 def _meta_ttl(seconds: float) -> str:
     return "0" if seconds <= 0 else str(_ms(seconds))
+
+
+_RESULT_TTL = str(_ms(IDEMPOTENT_RESULT_TTL))
+
+
+@functools.lru_cache(maxsize=256)
+def _retention(options: PublishOptions) -> tuple[int, int, str]:
+    """The script's size, ttl and meta ttl arguments (few distinct options exist: one
+    per namespace)."""
+    return options.history_size, _ms(options.history_ttl), _meta_ttl(options.history_meta_ttl)
 
 
 class _LogLimit:
@@ -185,21 +196,14 @@ class RedisBroker:
         _, shard, name = self._route(channel)
         body = codec.encode_publication(publication)
         keys = shard.keys
-        result_ttl = str(_ms(IDEMPOTENT_RESULT_TTL)) if options.idempotency_key else ""
+        result_ttl = _RESULT_TTL if options.idempotency_key else ""
         if options.history_size > 0 and options.history_ttl > 0:
+            size, ttl, meta_ttl = _retention(options)
             result_key = keys.result(channel, options.idempotency_key)
             reply = await shard.call_script(
                 PUBLISH_HISTORY,
                 (keys.stream(channel), keys.meta(channel), result_key),
-                (
-                    body,
-                    options.history_size,
-                    _ms(options.history_ttl),
-                    name,
-                    _meta_ttl(options.history_meta_ttl),
-                    _epoch_seed(),
-                    result_ttl,
-                ),
+                (body, size, ttl, name, meta_ttl, _epoch_seed(), result_ttl),
                 channel=channel,
             )
             return StreamPosition(offset=int(reply[0]), epoch=_text(reply[1]))
