@@ -133,7 +133,7 @@ stop() {
     done <"$PIDS"
     while read -r pid name; do
         for _ in $(seq 1 50); do
-            kill -0 "$pid" 2>/dev/null || break
+            kill -0 "$pid" 2>/dev/null || continue 2
             sleep 0.1
         done
         kill -9 "$pid" 2>/dev/null || true
