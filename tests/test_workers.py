@@ -130,6 +130,18 @@ def test_two_workers_behave_as_one_server(
             ws.close()
 
 
+def test_a_dead_worker_stops_the_others(
+    server_factory: Callable[..., ServerProcess], redis_toml: str
+) -> None:
+    """A worker killed from outside takes the server down (exit 1, logged), rather than
+    leaving it to run on with half its capacity and nobody told."""
+    server = server_factory(redis_toml, args=("--workers", "2"))
+    pids = [int(server.wait_for(rf"worker {n}/2, pid (\d+)").group(1)) for n in (1, 2)]
+    os.kill(pids[0], signal.SIGKILL)
+    server.wait_for(r"wirehub-worker-1 exited with status -9: stopping the others")
+    assert server.stop() == 1
+
+
 def test_the_fastapi_example_under_uvicorn_workers(redis_prefix: tuple[str, str]) -> None:
     """examples/fastapi_redis.py, run as its docstring says (uvicorn --workers 2): a
     publication made through the app's route in one worker reaches clients of both."""

@@ -92,8 +92,10 @@ def serve_workers(config: Config, workers: int) -> int:
         sock.close()  # the workers hold it now
         sentinels = {process.sentinel: process for process in processes}
         ready = wait([*sentinels, wake_r])
+        status = 0 if stopping else 1  # decided by what happened first
         if not stopping:
             for exited in (sentinels[item] for item in ready if isinstance(item, int)):
+                exited.join(1.0)  # its sentinel closes a moment before it can be reaped
                 logger.error(
                     "%s exited with status %s: stopping the others", exited.name, exited.exitcode
                 )
@@ -103,7 +105,7 @@ def serve_workers(config: Config, workers: int) -> int:
             signal.signal(sig, handler)
         wake_r.close()
         wake_w.close()
-    return 0 if stopping else 1
+    return status
 
 
 def _stop(processes: list[BaseProcess]) -> None:
