@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from wirehub.brokers.base import (
     Broker,
@@ -49,7 +49,7 @@ class Engine:
     """None: the node uses its in-process controller."""
 
 
-def _load(table: dict[str, str], name: str, what: str) -> object:
+def _load(table: dict[str, str], name: str, what: str) -> Any:
     try:
         target = table[name]
     except KeyError:
@@ -60,12 +60,12 @@ def _load(table: dict[str, str], name: str, what: str) -> object:
 
 def load_broker(name: str) -> Broker:
     """Create the broker registered as ``name``; ``ValueError`` for an unknown name."""
-    broker: Broker = _load(BACKENDS, name, "broker")()  # type: ignore[operator]
+    broker: Broker = _load(BACKENDS, name, "broker")()
     return broker
 
 
 def create_engine(config: Config) -> Engine:
     """Build the engine ``config.engine.type`` names (importing only what it needs)."""
     factory = _load(ENGINES, config.engine.type, "engine type")
-    engine: Engine = factory(config)  # type: ignore[operator]
+    engine: Engine = factory(config)
     return engine

@@ -216,10 +216,6 @@ class PubSub:
     def live(self) -> bool:
         return self._link is not None
 
-    @property
-    def channels(self) -> set[bytes]:
-        return set(self._wanted)
-
     async def start(self, channels: Sequence[bytes] = ()) -> None:
         """Connect (waiting for the first attempt only) and keep connected."""
         self._wanted.update(channels)
