@@ -233,11 +233,14 @@ class RedisTLSConfig(_Section):
     )
 
 
+_REDIS_ADDRESS = "redis://127.0.0.1:6379"
+
+
 class RedisEngineConfig(_Section):
     """The Redis engine: broker, presence and node-to-node control over Redis or Valkey."""
 
     address: str | list[str] = Field(
-        "redis://127.0.0.1:6379",
+        _REDIS_ADDRESS,
         description="Redis URL, or a list of URLs: channels are sharded over them "
         "(redis://, rediss://, redis+sentinel://, redis+cluster://, unix://, host:port)",
     )
@@ -280,7 +283,7 @@ class RedisEngineConfig(_Section):
     def _one_kind_of_address(self) -> Self:
         if self.cluster_address and self.sentinel_address:
             raise ValueError("set cluster_address or sentinel_address, not both")
-        if (self.cluster_address or self.sentinel_address) and "address" in self.model_fields_set:
+        if (self.cluster_address or self.sentinel_address) and self.address != _REDIS_ADDRESS:
             raise ValueError("address is not used with cluster_address or sentinel_address")
         if self.sentinel_address and not self.sentinel_master_name:
             raise ValueError("sentinel_address needs sentinel_master_name")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from msgspec import Raw
 
@@ -10,6 +12,7 @@ from wirehub.brokers.redis.addresses import ShardSpec, TLSOptions, parse_shards
 from wirehub.brokers.redis.keys import Keys
 from wirehub.brokers.redis.sharding import fnv1a_64, jump_hash, shard_index
 from wirehub.config import ConfigError, RedisEngineConfig, load_config
+from wirehub.genconfig import render_config
 from wirehub.protocol.types import ClientInfo, Publication, StreamPosition
 
 # Shard mapping: jump consistent hash over FNV-1a-64, as Centrifugo computes it.
@@ -228,3 +231,12 @@ def test_presence_must_be_refreshed_before_it_expires() -> None:
         environ=False,
     )
     assert config.engine.redis.presence_ttl == 10
+
+
+def test_the_generated_file_switches_to_a_cluster_by_one_edit(tmp_path: Path) -> None:
+    """genconfig writes address at its default; setting cluster_address beside it works."""
+    text = render_config().replace("cluster_address = []", 'cluster_address = ["a:1,b:2"]')
+    path = tmp_path / "wirehub.toml"
+    path.write_text(text)
+    (spec,) = parse_shards(load_config(path, environ=False).engine.redis)
+    assert (spec.kind, spec.hosts) == ("cluster", (("a", 1), ("b", 2)))
