@@ -136,15 +136,7 @@ async def test_redis_restart_while_publications_stream(
     ):
         await js.connected()
         await py.connected()
-        py.client.new_subscription  # noqa: B018
-        sub = py.client.new_subscription(
-            RECOVERABLE,
-            events=__import__(
-                "tests.interop.test_features_python", fromlist=["x"]
-            )._SubscriptionEvents(py.log, RECOVERABLE),
-            max_resubscribe_delay=0.5,
-        )
-        await sub.subscribe()
+        await py.subscribe(RECOVERABLE, max_resubscribe_delay=0.5)
         await py.subscribe(CHAT)
         for log in (js.log, py.log):
             await log.wait_for(event("subscribed", channel=RECOVERABLE))

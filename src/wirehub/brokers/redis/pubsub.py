@@ -3,8 +3,8 @@ messages may have been lost.
 
 Rules:
 
-1. One dedicated connection; one reader task delivers messages in the order Redis sent
-   them (so a channel's publications stay in publish order).
+1. One dedicated connection; messages are delivered in the order Redis sent them (so a
+   channel's publications stay in publish order), from the callback that received them.
 2. ``subscribe`` returns once Redis confirmed every channel on a live connection, and
    raises at once when there is none: the caller's subscribe fails rather than
    pretending. Subscribes issued in one tick leave as one SUBSCRIBE.
@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from redis.asyncio.connection import AbstractConnection
+from wirehub.brokers.redis.resp import RespConnection
 
 __all__ = ["Backoff", "PubSub", "PubSubUnavailable"]
 
@@ -65,17 +65,15 @@ class Backoff:
 class _Link:
     """One connection, and what was sent on it. Thrown away when it ends."""
 
-    def __init__(
-        self, connection: AbstractConnection, on_message: Callable[[bytes, bytes], None]
-    ) -> None:
-        self.connection = connection
+    def __init__(self, on_message: Callable[[bytes, bytes], None]) -> None:
+        self.connection: RespConnection | None = None
         self.on_message = on_message
         self.subscribed: set[bytes] = set()
         """Channels whose last command on this connection was SUBSCRIBE."""
         self.acks: dict[bytes, deque[asyncio.Future[None] | None]] = {}
         """Per channel, the confirmations still due: a future per SUBSCRIBE."""
         self.outbox: list[tuple[bytes, bytes]] = []
-        self.flushing = False
+        self.flush_scheduled = False
         self.last_read = time.monotonic()
         self.broken: BaseException | None = None
 
@@ -100,41 +98,33 @@ class _Link:
 
     def _send(self, command: bytes, channel: bytes) -> None:
         self.outbox.append((command, channel))
-        if not self.flushing:
-            self.flushing = True
-            asyncio.get_running_loop().call_soon(self._flush_soon)
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
 
-    def _flush_soon(self) -> None:
-        task = asyncio.ensure_future(self._flush())
-        task.add_done_callback(_log_failure)
-
-    async def _flush(self) -> None:
+    def _flush(self) -> None:
         """Send what the tick queued, consecutive runs of one command together."""
+        self.flush_scheduled = False
+        outbox, self.outbox = self.outbox, []
+        commands: list[list[bytes]] = []
+        for command, channel in outbox:
+            if commands and commands[-1][0] == command:
+                commands[-1].append(channel)
+            else:
+                commands.append([command, channel])
+        self.send(*commands)
+
+    def send(self, *commands: Sequence[Any]) -> None:
+        if self.broken is not None or self.connection is None:
+            return
         try:
-            while self.outbox and self.broken is None:
-                outbox, self.outbox = self.outbox, []
-                start = 0
-                for end in range(1, len(outbox) + 1):
-                    if end == len(outbox) or outbox[end][0] != outbox[start][0]:
-                        channels = [channel for _, channel in outbox[start:end]]
-                        await self.send(outbox[start][0], *channels)
-                        start = end
+            self.connection.send(commands)
         except Exception as exc:
             self.break_(exc)
-        finally:
-            self.flushing = False
 
-    async def send(self, *args: Any) -> None:
-        await self.connection.send_command(*args, check_health=False)
-
-    async def read(self) -> None:
-        """Read until the connection ends; raises why."""
-        while True:
-            response = await self.connection.read_response()
-            self.last_read = time.monotonic()
-            self._handle(response)
-
-    def _handle(self, response: Any) -> None:
+    def handle(self, response: Any) -> None:
+        """A reply of the PUB/SUB connection, as it arrives."""
+        self.last_read = time.monotonic()
         if not isinstance(response, list) or not response:
             return  # +PONG outside subscribed mode
         kind = response[0]
@@ -159,7 +149,7 @@ class _Link:
             if silent >= ping_interval + io_timeout:
                 raise TimeoutError(f"no answer to PING within {io_timeout:g} s")
             if silent >= ping_interval:
-                await self.send(b"PING")
+                self.send((b"PING",))
 
     def break_(self, exc: BaseException) -> None:
         """The connection is dead: fail every pending confirmation."""
@@ -176,7 +166,7 @@ class PubSub:
     """Keeps a set of channels subscribed on one dedicated connection.
 
     Args:
-        open_connection: makes a new connected connection.
+        open_connection: makes a new connection, in PUB/SUB mode with the callback.
         name: for logs (which Redis).
         on_message: called with the Redis channel and the message, in order.
         on_lost: called with the channels a connection carried when it ended.
@@ -184,7 +174,7 @@ class PubSub:
 
     def __init__(
         self,
-        open_connection: Callable[[], Awaitable[AbstractConnection]],
+        open_connection: Callable[[Callable[[Any], None]], Awaitable[RespConnection]],
         *,
         name: str,
         on_message: Callable[[bytes, bytes], None],
@@ -295,35 +285,36 @@ class PubSub:
             await asyncio.sleep(self.backoff.next())
 
     async def _connect_and_serve(self) -> None:
+        link = _Link(self._on_message)
         async with asyncio.timeout(self._connect_timeout + self._io_timeout):
-            connection = await self._open()
-        link = _Link(connection, self._on_message)
-        reader = asyncio.create_task(link.read())
-        watchdog = asyncio.create_task(link.watch(self._ping_interval, self._io_timeout))
+            connection = await self._open(link.handle)
+        link.connection = connection
+        closed = asyncio.ensure_future(_closed(connection))
+        watchdog = asyncio.ensure_future(link.watch(self._ping_interval, self._io_timeout))
         try:
-            await self._resubscribe(link, reader)
+            await self._resubscribe(link, closed)
             self._link = link
             self.backoff.reset()
             self._first_attempt.set()
             logger.info("PUB/SUB connected to %s (%d channels)", self.name, len(self._wanted))
-            done, _ = await asyncio.wait({reader, watchdog}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({closed, watchdog}, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()  # raises why the connection ended
-            raise ConnectionError("connection closed")
+            raise ConnectionError(f"connection closed: {connection.error or link.broken}")
         except BaseException as exc:
             link.break_(exc)
             raise
         finally:
             was_live = self._link is link
             self._link = None
-            reader.cancel()
+            connection.abort(ConnectionError("PUB/SUB connection ended"))
+            closed.cancel()
             watchdog.cancel()
-            await asyncio.gather(reader, watchdog, return_exceptions=True)
-            await _disconnect(connection)
+            await asyncio.gather(closed, watchdog, return_exceptions=True)
             if was_live and not self._closing:
                 self._on_lost(sorted(link.subscribed | self._wanted))
 
-    async def _resubscribe(self, link: _Link, reader: asyncio.Task[None]) -> None:
+    async def _resubscribe(self, link: _Link, closed: asyncio.Future[None]) -> None:
         wanted = list(self._wanted)
         for start in range(0, len(wanted), _RESUBSCRIBE_BATCH):
             batch = wanted[start : start + _RESUBSCRIBE_BATCH]
@@ -331,33 +322,24 @@ class PubSub:
             if not pending:
                 continue
             confirmed: asyncio.Future[Any] = asyncio.ensure_future(asyncio.gather(*pending))
-            waiting: set[asyncio.Future[Any]] = {reader, confirmed}
+            waiting: set[asyncio.Future[Any]] = {closed, confirmed}
             try:
                 async with asyncio.timeout(self._io_timeout):
                     await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 confirmed.cancel()
-            if reader.done():
-                reader.result()
+            if closed.done():
                 raise ConnectionError("connection closed while resubscribing")
             confirmed.result()
         # A PING proves the link works even with nothing to subscribe.
-        await link.send(b"PING")
+        link.send((b"PING",))
 
 
-async def _disconnect(connection: AbstractConnection) -> None:
-    try:
-        await connection.disconnect()
-    except Exception:
-        logger.debug("disconnect failed", exc_info=True)
+async def _closed(connection: RespConnection) -> None:
+    await asyncio.shield(connection.closed)
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:
     # A confirmation nobody waits for any more (its subscribe timed out) may fail later.
     if not future.cancelled():
         future.exception()
-
-
-def _log_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.warning("PUB/SUB flush failed", exc_info=task.exception())

@@ -32,6 +32,7 @@ __all__ = [
     "PUBLISH_HISTORY",
     "PUBLISH_IDEMPOTENT",
     "REMOVE_PRESENCE",
+    "SCRIPTS",
     "Script",
 ]
 
@@ -162,3 +163,6 @@ if #expired > 0 then
 end
 return redis.call('hgetall', KEYS[1])
 """)
+
+SCRIPTS = (PUBLISH_HISTORY, PUBLISH_IDEMPOTENT, HISTORY, ADD_PRESENCE, REMOVE_PRESENCE, PRESENCE)
+"""Every script, loaded on each new command connection."""

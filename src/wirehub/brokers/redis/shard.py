@@ -1,16 +1,22 @@
-"""One Redis shard: its command client, auto-pipelining, and dedicated connections.
+"""One Redis shard: commands auto-pipelined over one connection, and the addresses of
+the dedicated PUB/SUB connections.
 
-Auto-pipelining: commands issued while others are on their way share round trips.
-Commands go into one of ``_LANES`` lanes, chosen by channel; each lane has at most one
-pipeline in flight. The first command of an event-loop tick schedules a flush; every
-command of that lane issued in that tick goes out in one pipeline, and commands issued
-while it is in flight leave together in the next one. A thousand concurrent publishes
-are thus a handful of round trips, not a thousand, on at most ``_LANES`` connections;
-and a node's commands about one channel (publishes, presence added then removed) reach
-Redis in the order they were issued.
+Auto-pipelining (standalone and Sentinel): every command issued in an event-loop tick
+is written in one go, at the end of the tick, on the shard's one command connection,
+without waiting for the replies of earlier writes; replies come back in order
+(:mod:`wirehub.brokers.redis.resp`). A thousand concurrent publishes are one write and
+one round trip, and a node's commands reach Redis in the order they were issued (a
+presence entry added then removed stays removed).
 
-Nothing retries behind the caller's back (redis-py's default retries are turned off):
-a publish must not be sent twice, and a caller must get its error within the timeouts.
+Redis Cluster: commands go through redis-py's cluster pipeline, which routes each to
+the node owning its key's slot; ``_LANES`` pipelines may be in flight, commands about
+one channel always in the same lane, so their order holds there too.
+
+Timeouts: no timer per command. A command unanswered ``connect_timeout + io_timeout``
+after it was written ends the connection, failing it and everything after it; the next
+command opens a new one. Nothing retries behind the caller's back: a publish is never
+sent twice. A script unknown to the server (restart, failover, flush) is sent once as
+EVAL by the caller, and every new connection loads the scripts first.
 """
 
 from __future__ import annotations
@@ -18,36 +24,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Sequence
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ConnectionError, NoScriptError, TimeoutError
 
 from wirehub.brokers.redis.addresses import ShardSpec, TLSOptions
 from wirehub.brokers.redis.keys import Keys
-from wirehub.brokers.redis.scripts import Script
+from wirehub.brokers.redis.resp import RespConnection, open_connection
+from wirehub.brokers.redis.scripts import SCRIPTS, Script
 
 __all__ = ["Shard"]
 
-_pack_command: Any
-try:  # C packing: redis-py's own encodes every argument in Python first.
-    from hiredis import pack_command as _pack_command
-except ImportError:  # pragma: no cover
-    _pack_command = None
-
 logger = logging.getLogger("wirehub.redis")
 
-# Lanes (pipelines in flight) per shard, and the most commands in one pipeline.
+# Cluster only: pipelines in flight per shard, and the most commands in one.
 _LANES = 8
 _MAX_BATCH = 1000
 
 Args = tuple[Any, ...]
+Pending = list[tuple[Args, asyncio.Future[Any]]]
 
 
 def _no_retry() -> Retry:
@@ -68,7 +69,7 @@ def _tls_kwargs(tls: TLSOptions | None) -> dict[str, Any]:
     }
 
 
-def _connection_kwargs(spec: ShardSpec) -> dict[str, Any]:
+def _redis_py_kwargs(spec: ShardSpec) -> dict[str, Any]:
     return {
         "username": spec.username or None,
         "password": spec.password or None,
@@ -77,70 +78,40 @@ def _connection_kwargs(spec: ShardSpec) -> dict[str, Any]:
         "socket_connect_timeout": spec.connect_timeout,
         "retry": _no_retry(),
         "health_check_interval": 0,
-        # RESP2 on every version of redis-py and server: PUB/SUB messages are plain
-        # replies to the reader, not push frames handed to a callback.
         "protocol": 2,
     }
 
 
-def _build_client(spec: ShardSpec) -> tuple[Any, list[Any]]:
-    """The command client, and other clients to close with it (Sentinel's)."""
-    kwargs = _connection_kwargs(spec)
-    pool_size = _LANES + 4
-    if spec.kind == "cluster":
-        nodes = [ClusterNode(host, port) for host, port in spec.hosts]
-        cluster = RedisCluster(
-            startup_nodes=nodes,
-            max_connections=pool_size,
-            **kwargs,
-            **_tls_kwargs(spec.tls),
-        )
-        return cluster, []
-    if spec.kind == "sentinel":
-        sentinel_kwargs = {
-            "username": spec.sentinel_username or None,
-            "password": spec.sentinel_password or None,
-            "socket_timeout": spec.io_timeout,
-            "socket_connect_timeout": spec.connect_timeout,
-            "retry": _no_retry(),
-            "protocol": 2,
-            **_tls_kwargs(spec.sentinel_tls),
-        }
-        sentinel = Sentinel(list(spec.hosts), sentinel_kwargs=sentinel_kwargs)
-        master = sentinel.master_for(
-            spec.master_name,
-            db=spec.db,
-            max_connections=pool_size,
-            **kwargs,
-            **_tls_kwargs(spec.tls),
-        )
-        return master, list(sentinel.sentinels)
-    if spec.unix_path:
-        client = aioredis.Redis(
-            unix_socket_path=spec.unix_path, db=spec.db, max_connections=pool_size, **kwargs
-        )
-        return client, []
-    host, port = spec.hosts[0]
-    client = aioredis.Redis(
-        host=host,
-        port=port,
-        db=spec.db,
-        max_connections=pool_size,
-        **kwargs,
+def _cluster_client(spec: ShardSpec) -> RedisCluster:
+    nodes = [ClusterNode(host, port) for host, port in spec.hosts]
+    return RedisCluster(
+        startup_nodes=nodes,
+        max_connections=_LANES + 4,
+        **_redis_py_kwargs(spec),
         **_tls_kwargs(spec.tls),
     )
-    return client, []
+
+
+def _sentinel(spec: ShardSpec) -> Sentinel:
+    sentinel_kwargs = {
+        "username": spec.sentinel_username or None,
+        "password": spec.sentinel_password or None,
+        "socket_timeout": spec.io_timeout,
+        "socket_connect_timeout": spec.connect_timeout,
+        "retry": _no_retry(),
+        "protocol": 2,
+        **_tls_kwargs(spec.sentinel_tls),
+    }
+    return Sentinel(list(spec.hosts), sentinel_kwargs=sentinel_kwargs)
 
 
 class _Lane:
-    __slots__ = ("busy", "connection", "queue", "scheduled")
+    __slots__ = ("busy", "queue", "scheduled")
 
     def __init__(self) -> None:
-        self.queue: list[tuple[Args, asyncio.Future[Any]]] = []
+        self.queue: Pending = []
         self.busy = False
         self.scheduled = False
-        self.connection: AbstractConnection | None = None
-        """Standalone and Sentinel: the lane's own connection, pipelined by hand."""
 
 
 class Shard:
@@ -149,13 +120,18 @@ class Shard:
     def __init__(self, spec: ShardSpec, prefix: str) -> None:
         self.spec = spec
         self.keys = Keys(prefix, cluster=spec.kind == "cluster")
-        self.client, self._closables = _build_client(spec)
+        self._cluster = _cluster_client(spec) if spec.kind == "cluster" else None
+        self._sentinel = _sentinel(spec) if spec.kind == "sentinel" else None
         self._timeout = spec.connect_timeout + spec.io_timeout
+        self._outbox: Pending = []
+        self._flush_scheduled = False
+        self._connection: RespConnection | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
         self._lanes = [_Lane() for _ in range(_LANES)]
         self._tasks: set[asyncio.Task[None]] = set()
-        self._scripts: dict[str, Script] = {}
         self.round_trips = 0
-        """Pipelines sent so far (how well commands share round trips)."""
+        """Writes (cluster: pipelines) sent so far: how well commands share round trips."""
 
     @property
     def label(self) -> str:
@@ -164,22 +140,96 @@ class Shard:
     # Commands.
 
     def call(self, *args: Any, channel: str = "") -> asyncio.Future[Any]:
-        """Send one command (auto-pipelined, in order with the other commands about
-        ``channel``); the future holds its reply or error."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        lane = self._lanes[hash(channel) % _LANES] if channel else self._lanes[0]
-        lane.queue.append((args, future))
-        if not lane.scheduled and not lane.busy:
-            lane.scheduled = True
-            future.get_loop().call_soon(self._kick, lane)
+        """Send one command (auto-pipelined, in order with the node's other commands
+        about ``channel``); the future holds its reply or error."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if self._cluster is not None:
+            lane = self._lanes[hash(channel) % _LANES] if channel else self._lanes[0]
+            lane.queue.append((args, future))
+            if not lane.scheduled and not lane.busy:
+                lane.scheduled = True
+                loop.call_soon(self._kick, lane)
+            return future
+        self._outbox.append((args, future))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
         return future
 
-    def call_script(
+    async def call_script(
         self, script: Script, keys: Sequence[str], args: Sequence[Any], *, channel: str = ""
-    ) -> asyncio.Future[Any]:
-        """Run ``script`` by its SHA; a server that lacks it gets the source once."""
-        self._scripts[script.sha] = script
-        return self.call("EVALSHA", script.sha, len(keys), *keys, *args, channel=channel)
+    ) -> Any:
+        """Run ``script`` by its SHA; a server that lacks it gets the source."""
+        try:
+            return await self.call("EVALSHA", script.sha, len(keys), *keys, *args, channel=channel)
+        except NoScriptError:
+            return await self.call("EVAL", script.source, len(keys), *keys, *args, channel=channel)
+
+    async def ping(self) -> None:
+        await self.call("PING")
+
+    # Standalone and Sentinel: one connection, written once per tick.
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._connecting is not None:
+            return  # written once connected
+        connection = self._connection
+        if connection is None or not connection.is_open:
+            self._connecting = asyncio.ensure_future(self._connect())
+            return
+        self._write(connection)
+
+    async def _connect(self) -> None:
+        try:
+            connection = await self.open_connection()
+            async with asyncio.timeout(self.spec.io_timeout):
+                await asyncio.gather(
+                    *connection.send([("SCRIPT", "LOAD", s.source) for s in SCRIPTS])
+                )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            _fail(self._outbox, exc)
+            self._outbox = []
+            return
+        finally:
+            self._connecting = None
+        self._connection = connection
+        if self._outbox:
+            self._write(connection)
+
+    def _write(self, connection: RespConnection) -> None:
+        batch, self._outbox = self._outbox, []
+        live = [(args, future) for args, future in batch if not future.done()]
+        if not live:
+            return
+        self.round_trips += 1
+        try:
+            connection.send([args for args, _ in live], [future for _, future in live])
+        except ConnectionError as exc:
+            _fail(live, exc)
+            return
+        if self._watchdog is None:
+            self._watchdog = asyncio.get_running_loop().call_later(self._timeout / 2, self._watch)
+
+    def _watch(self) -> None:
+        """End the connection if its oldest command waited too long (Redis hangs)."""
+        self._watchdog = None
+        connection = self._connection
+        if connection is None or not connection.is_open:
+            return
+        oldest = connection.oldest_pending()
+        if oldest is None:
+            return
+        if time.monotonic() - oldest > self._timeout:
+            error = TimeoutError(f"Redis {self.label} did not answer in {self._timeout:g} s")
+            connection.abort(error)
+            return
+        self._watchdog = asyncio.get_running_loop().call_later(self._timeout / 2, self._watch)
+
+    # Redis Cluster: redis-py's pipeline, per lane.
 
     def _kick(self, lane: _Lane) -> None:
         lane.scheduled = False
@@ -188,34 +238,29 @@ class Shard:
         batch = lane.queue[:_MAX_BATCH]
         del lane.queue[:_MAX_BATCH]
         lane.busy = True
-        task = asyncio.ensure_future(self._run(lane, batch))
+        task = asyncio.ensure_future(self._run_lane(lane, batch))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, lane: _Lane, batch: list[tuple[Args, asyncio.Future[Any]]]) -> None:
+    async def _run_lane(self, lane: _Lane, batch: Pending) -> None:
         try:
             live = [(args, future) for args, future in batch if not future.done()]
             if live:
-                await self._execute(lane, live)
+                await self._cluster_pipeline(live)
         finally:
             lane.busy = False
             if lane.queue:
                 self._kick(lane)
 
-    async def _execute(self, lane: _Lane, batch: list[tuple[Args, asyncio.Future[Any]]]) -> None:
+    async def _cluster_pipeline(self, batch: Pending) -> None:
+        assert self._cluster is not None
+        self.round_trips += 1
         try:
             async with asyncio.timeout(self._timeout):
-                results = await self._pipeline(lane, [args for args, _ in batch])
-                missing = [
-                    i for i, result in enumerate(results) if isinstance(result, NoScriptError)
-                ]
-                if missing:
-                    # The server lost its script cache (restart, failover): send the source.
-                    retried = await self._pipeline(
-                        lane, [self._with_source(batch[i][0]) for i in missing]
-                    )
-                    for i, result in zip(missing, retried, strict=True):
-                        results[i] = result
+                pipe = self._cluster.pipeline(transaction=False)
+                for args, _ in batch:
+                    pipe.execute_command(*args)
+                results = await pipe.execute(raise_on_error=False)
         except asyncio.CancelledError:
             _fail(batch, ConnectionError("the Redis client is closing"))
             raise
@@ -233,98 +278,53 @@ class Shard:
             else:
                 future.set_result(result)
 
-    async def _pipeline(self, lane: _Lane, commands: list[Args]) -> list[Any]:
-        self.round_trips += 1
-        if self.spec.kind == "cluster":
-            # redis-py routes each command to the node owning its key's slot.
-            pipe = self.client.pipeline(transaction=False)
-            for args in commands:
-                pipe.execute_command(*args)
-            results: list[Any] = await pipe.execute(raise_on_error=False)
-            return results
-        return await self._send(lane, commands)
+    # Connections.
 
-    async def _send(self, lane: _Lane, commands: list[Args]) -> list[Any]:
-        """One round trip on the lane's connection: every command written at once, then
-        every reply read. Cheaper than redis-py's pipelines (no per-reply timer, no
-        per-command response callback); the caller bounds the whole with a timeout. A
-        failure of any kind drops the connection, since replies may be left unread."""
-        connection = lane.connection
-        if connection is None:
-            connection = lane.connection = await self.open_connection()
-        try:
-            if _pack_command is not None:
-                packed: Any = b"".join([_pack_command(args) for args in commands])
-            else:
-                packed = connection.pack_commands(commands)
-            await connection.send_packed_command(packed, check_health=False)
-            results: list[Any] = []
-            for _ in commands:
-                try:
-                    results.append(await connection.read_response())
-                except ResponseError as exc:  # an error reply, read whole: carry on
-                    results.append(exc)
-            return results
-        except BaseException:
-            lane.connection = None
-            await _disconnect(connection)
-            raise
+    async def _address(self) -> tuple[str, int]:
+        if self._sentinel is not None:
+            host, port = await self._sentinel.discover_master(self.spec.master_name)
+            return str(host), int(port)
+        if self._cluster is not None:
+            # PUBLISH reaches every node of a cluster: any node will do for PUB/SUB.
+            await self._cluster.initialize()
+            node = random.choice(self._cluster.get_nodes())
+            return node.host, int(node.port)
+        if self.spec.unix_path:
+            return "", 0
+        return self.spec.hosts[0]
 
-    def _with_source(self, args: Args) -> Args:
-        script = self._scripts[args[1]]
-        return ("EVAL", script.source, *args[2:])
-
-    # Dedicated connections, for PUB/SUB.
-
-    async def open_connection(self) -> AbstractConnection:
-        """A new connection of its own (not from the pool), connected."""
-        connection: AbstractConnection
-        if self.spec.kind == "cluster":
-            connection = await self._cluster_connection()
-        else:
-            connection = self.client.connection_pool.make_connection()
-        # Reads on a PUB/SUB connection wait as long as it takes; liveness is checked
-        # with PINGs instead.
-        connection.socket_timeout = None
-        await connection.connect()  # type: ignore[no-untyped-call]
-        return connection
-
-    async def _cluster_connection(self) -> AbstractConnection:
-        cluster: RedisCluster = self.client
-        await cluster.initialize()
-        # PUBLISH reaches every node of a cluster: any node will do.
-        node = random.choice(cluster.get_nodes())
-        kwargs = {**node.connection_kwargs, "retry": _no_retry()}
-        connection: AbstractConnection = node.connection_class(**kwargs)
-        return connection
-
-    async def ping(self) -> None:
-        await self.call("PING")
+    async def open_connection(self, on_push: Any = None) -> RespConnection:
+        """A new connection, set up; with ``on_push``, for PUB/SUB."""
+        async with asyncio.timeout(self._timeout):
+            host, port = await self._address()
+        return await open_connection(self.spec, host, port, on_push=on_push)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        for task in [*self._tasks, *([self._connecting] if self._connecting else [])]:
             task.cancel()
+        closing = ConnectionError("the Redis client is closed")
+        _fail(self._outbox, closing)
+        self._outbox = []
         for lane in self._lanes:
-            _fail(lane.queue, ConnectionError("the Redis client is closed"))
+            _fail(lane.queue, closing)
             lane.queue.clear()
-            connection, lane.connection = lane.connection, None
-            if connection is not None:
-                await _disconnect(connection)
-        for closable in (self.client, *self._closables):
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.abort(closing)
+        closables: list[Any] = [self._cluster] if self._cluster is not None else []
+        if self._sentinel is not None:
+            closables.extend(self._sentinel.sentinels)
+        for closable in closables:
             try:
                 await closable.aclose()
             except Exception:
                 logger.debug("closing a client of %s failed", self.label, exc_info=True)
 
 
-async def _disconnect(connection: AbstractConnection) -> None:
-    try:
-        await connection.disconnect()
-    except Exception:
-        logger.debug("disconnect failed", exc_info=True)
-
-
-def _fail(batch: list[tuple[Args, asyncio.Future[Any]]], exc: BaseException) -> None:
+def _fail(batch: Pending, exc: BaseException) -> None:
     for _, future in batch:
         if not future.done():
             future.set_exception(exc)
