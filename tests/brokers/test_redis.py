@@ -16,7 +16,7 @@ import pytest
 from msgspec import Raw
 from redis.exceptions import RedisError
 
-from tests.brokers.conftest import Backend, Peer, Recorder
+from tests.brokers.engines import Backend, Peer, Recorder
 from tests.support.redis import (
     RedisServer,
     cluster_url,

@@ -1,19 +1,23 @@
-"""The broker contract (wirehub.brokers.base), one suite over every implementation.
+"""Engines: the broker contract over every implementation, and several nodes sharing
+one Redis.
 
 Each test runs against the memory broker, one Redis, Redis sharded over two servers and
 a 3-master Redis Cluster (``backend``); what needs several nodes runs against the Redis
-ones (``redis_backend``), each node a broker of its own on the same Redis.
+ones (``redis_backend``), each node a broker of its own on the same Redis. (The
+time-driven stream rules are in ``test_contract.py``'s suite, where ``redis_harness.py``
+plugs the same Redis setups in.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import string
+from collections.abc import AsyncIterator
 
 import pytest
 from msgspec import Raw
 
-from tests.brokers.conftest import Backend, Peer
+from tests.brokers.engines import Backend, Peer, address
 from tests.support.redis import eventually
 from wirehub.brokers.base import HistoryOptions, PublishOptions
 from wirehub.protocol.types import ClientInfo, Publication, StreamPosition
@@ -22,6 +26,20 @@ pytestmark = pytest.mark.anyio
 
 KEEP = PublishOptions(history_size=10, history_ttl=60)
 NONE = PublishOptions()
+
+
+@pytest.fixture(params=["memory", "redis", "redis-sharded", "redis-cluster"])
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+    chosen = Backend(request.param, address(request.param))
+    yield chosen
+    await chosen.close()
+
+
+@pytest.fixture(params=["redis", "redis-sharded", "redis-cluster"])
+async def redis_backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+    chosen = Backend(request.param, address(request.param))
+    yield chosen
+    await chosen.close()
 
 
 def pub(n: int) -> Publication:

@@ -1,18 +1,14 @@
-"""The broker backends the contract suite runs against.
-
-``backend`` is parametrized over every implementation: memory, one Redis, Redis sharded
-over two servers, and a 3-master Redis Cluster (the last two from ``.ci/services.sh``).
-``redis_backend`` is the Redis ones only, for what needs several nodes.
+"""Engines under test: every implementation (memory, one Redis, Redis sharded over two
+servers, a 3-master Redis Cluster; the last two from ``.ci/services.sh``), with nodes
+of their own on one backend, for ``test_engines.py`` and ``test_redis.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-import pytest
 
 from tests.support.redis import (
     cluster_url,
@@ -121,7 +117,7 @@ class Backend:
                 await asyncio.to_thread(delete_prefix, url, self.prefix)
 
 
-def _address(name: str) -> str | list[str] | None:
+def address(name: str) -> str | list[str] | None:
     if name == "memory":
         return None
     if name == "redis":
@@ -131,17 +127,3 @@ def _address(name: str) -> str | list[str] | None:
     if name == "redis-sharded":
         return shard_urls()
     return cluster_url()
-
-
-@pytest.fixture(params=["memory", "redis", "redis-sharded", "redis-cluster"])
-async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
-    chosen = Backend(request.param, _address(request.param))
-    yield chosen
-    await chosen.close()
-
-
-@pytest.fixture(params=["redis", "redis-sharded", "redis-cluster"])
-async def redis_backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
-    chosen = Backend(request.param, _address(request.param))
-    yield chosen
-    await chosen.close()
