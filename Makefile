@@ -52,7 +52,7 @@ $(INSTALLED): pyproject.toml | $(BIN)/python
 	@touch $@
 
 $(TEST_INSTALLED): $(INSTALLED)
-	$(BIN)/python -m pip install --quiet -e . --group test --group lint
+	$(BIN)/python -m pip install --quiet -e '.[redis]' --group test --group lint
 	@touch $@
 
 $(EXAMPLES_INSTALLED): $(INSTALLED)

@@ -6,7 +6,8 @@
 // "fanout" | "latency" | "rpc" | "channels", messages (channels: per group), rate
 // (latency: publications/s), duration (rpc: seconds), group_size (channels), payload
 // (bytes of padding), timeout (s, bound on the measured phase), concurrency (connects in
-// flight), channel }.
+// flight), channel, urls (optional: subscribers spread round-robin over these, e.g. two
+// nodes sharing Redis; the publisher uses url) }.
 //
 // Protocol with the orchestrator: it writes "READY {json}" on stdout once every client is
 // connected and subscribed, waits for "GO" on stdin, runs the scenario and writes
@@ -68,6 +69,8 @@ const NS = opts.channel.slice(0, opts.channel.indexOf(':') + 1); // "chat:"
 const PADDING = 'x'.repeat(opts.payload);
 const payload = (i) => `{"i":${i},"t":${performance.now()},"p":"${PADDING}"}`;
 const WS_OPTIONS = { perMessageDeflate: false, maxPayload: 16 * 1024 * 1024 };
+const URLS = opts.urls ?? [opts.url];
+let opened = 0;
 
 const log = (msg) => process.stderr.write(`loadgen: ${msg}\n`);
 const out = (tag, obj) => process.stdout.write(`${tag} ${JSON.stringify(obj)}\n`);
@@ -104,7 +107,7 @@ function deliveredTo(client, payloadText) {
 // connected, RPC), or fail(err).
 function openClient(ready, fail) {
   const client = { count: 0, ws: null, subscribed: false };
-  const ws = new WebSocket(opts.url, WS_OPTIONS);
+  const ws = new WebSocket(URLS[opened++ % URLS.length], WS_OPTIONS);
   client.ws = ws;
   const done = (err) => {
     if (client.subscribed) return;

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -30,7 +30,7 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
         *,
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
-        args: list[str] | None = None,
+        args: Sequence[str] = (),
     ) -> ServerProcess:
         path = tmp_path / f"wirehub-{len(started)}.toml"
         path.write_text(config, encoding="utf-8")

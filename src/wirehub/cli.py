@@ -6,12 +6,14 @@ import contextlib
 import copy
 import json
 import logging
+import logging.config
+import os
 import signal
 import socket
 import sys
 import threading
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -72,33 +74,57 @@ def main() -> None:
     help="Serve your own Node (with its handlers): module:name or file.py:name, naming a "
     "Node or a function that takes the Config and returns one.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes serving the port, each a node (needs engine.type = redis).",
+)
 def serve(
     config_path: str | None,
     host: str | None,
     port: int | None,
     log_level: str | None,
     app_target: str | None,
+    workers: int,
 ) -> None:
     """Run the standalone server."""
     flags = {"host": host, "port": port, "log_level": log_level}
     server = {key: value for key, value in flags.items() if value is not None}
     overrides = {"server": server} if server else {}
-    if app_target is None:
-        run(_load(config_path, overrides))
-        return
     try:
-        app = load_app(app_target)
-        if isinstance(app, Node):
-            if config_path is not None:
-                _fail(f"--config: {app_target} is a Node built with its own configuration")
-            node = app
-            config = _with_overrides(node.config, overrides)
-        else:
-            config = _load(config_path, overrides)
-            node = build_node(app, config)
+        config, app = _config_and_app(config_path, overrides, app_target)
+        if workers > 1:
+            from wirehub.workers import check_workers, serve_workers
+
+            problem = check_workers(config, workers)
+            if problem is not None:
+                _fail(problem)
+            logging.config.dictConfig(_log_config(config.server.log_level))
+            sys.exit(serve_workers(config, workers, app_target))
+        node = build_node(app, config) if app is not None else None
     except AppError as exc:
         _fail(str(exc))
     run(config, node)
+
+
+def _config_and_app(
+    config_path: str | None, overrides: dict[str, Any], app_target: str | None
+) -> tuple[Config, Node | Callable[[Config], Node] | None]:
+    """The configuration to serve, and the application's Node (or factory) if any.
+
+    A Node built by the application brings its own configuration: the command line's
+    flags still apply to it, a ``--config`` file cannot.
+    """
+    if app_target is None:
+        return _load(config_path, overrides), None
+    app = load_app(app_target)
+    if not isinstance(app, Node):
+        return _load(config_path, overrides), app
+    if config_path is not None:
+        _fail(f"--config: {app_target} is a Node built with its own configuration")
+    return _with_overrides(app.config, overrides), app
 
 
 def _with_overrides(config: Config, overrides: dict[str, Any]) -> Config:
@@ -118,12 +144,19 @@ def _nested(config: Config, overrides: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run(config: Config, node: Node | None = None) -> None:
+def run(
+    config: Config,
+    node: Node | None = None,
+    *,
+    sockets: list[socket.socket] | None = None,
+    worker: str = "",
+) -> None:
     """Serve ``config`` until SIGINT or SIGTERM, then shut down gracefully.
 
     ``node``: an already built :class:`Node` (handlers registered) to serve instead of a
     fresh ``Node(config)``; ``config`` still gives the server settings (host, port, log
-    level, demo).
+    level, demo). ``sockets``: already listening sockets to serve instead of binding
+    host and port (``--workers``), and ``worker`` names this process in the logs.
     """
     if node is None:
         node = Node(config)
@@ -140,13 +173,19 @@ def run(config: Config, node: Node | None = None) -> None:
         access_log=False,
         timeout_graceful_shutdown=_SHUTDOWN_TIMEOUT,
     )
-    _Server(uvicorn_config, demo=config.demo.enabled).run()
+    _Server(uvicorn_config, demo=config.demo.enabled, worker=worker).run(sockets=sockets)
 
 
 class _Server(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, *, demo: bool) -> None:
+    def __init__(self, config: uvicorn.Config, *, demo: bool, worker: str = "") -> None:
         super().__init__(config)
         self._demo = demo
+        self._worker = worker
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if sockets is not None and self.started:
+            self._log_started_message(sockets)  # uvicorn logs nothing for given sockets
 
     def _log_started_message(self, listeners: Sequence[socket.SocketType]) -> None:
         for sock in listeners:
@@ -155,6 +194,8 @@ class _Server(uvicorn.Server):
             message = f"wirehub {__version__} serving ws://{shown}:{port}{ENDPOINT}"
             if self._demo:
                 message += f", demo at http://{shown}:{port}/"
+            if self._worker:
+                message += f" ({self._worker}, pid {os.getpid()})"
             logger.info(message)
 
     @contextlib.contextmanager
@@ -164,7 +205,8 @@ class _Server(uvicorn.Server):
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        handled = (signal.SIGINT, signal.SIGTERM)
+        # A worker leaves SIGINT to its parent (wirehub.workers), which sends SIGTERM.
+        handled = (signal.SIGTERM,) if self._worker else (signal.SIGINT, signal.SIGTERM)
         original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
         try:
             yield

@@ -30,7 +30,10 @@ __all__ = [
     "Config",
     "ConfigError",
     "DemoConfig",
+    "EngineConfig",
     "NamespaceOptions",
+    "RedisEngineConfig",
+    "RedisTLSConfig",
     "ServerConfig",
     "TokenConfig",
     "WebSocketConfig",
@@ -205,6 +208,9 @@ class ClientConfig(_Section):
     token: TokenConfig = Field(
         default_factory=TokenConfig, description="connection and subscription JWT keys"
     )
+    presence_update_interval: Seconds = Field(
+        27.0, description="how often a node refreshes its clients' presence entries"
+    )
 
     @model_validator(mode="after")
     def _pong_before_next_ping(self) -> Self:
@@ -246,6 +252,91 @@ class DemoConfig(_Section):
     )
 
 
+class RedisTLSConfig(_Section):
+    """TLS towards Redis (Centrifugo's TLS option names, the ones that apply)."""
+
+    enabled: bool = Field(False, description="connect over TLS (rediss:// URLs turn it on too)")
+    cert_pem_file: str = Field("", description="client certificate, PEM file (mutual TLS)")
+    key_pem_file: str = Field("", description="client private key, PEM file (mutual TLS)")
+    server_ca_pem_file: str = Field("", description="CA bundle to verify the server, PEM file")
+    server_ca_pem: str = Field("", description="CA bundle to verify the server, PEM text")
+    insecure_skip_verify: bool = Field(
+        False, description="do not verify the server's certificate or name (testing only)"
+    )
+
+
+_REDIS_ADDRESS = "redis://127.0.0.1:6379"
+
+
+class RedisEngineConfig(_Section):
+    """The Redis engine: broker, presence and node-to-node control over Redis or Valkey."""
+
+    address: str | list[str] = Field(
+        _REDIS_ADDRESS,
+        description="Redis URL, or a list of URLs: channels are sharded over them "
+        "(redis://, rediss://, redis+sentinel://, redis+cluster://, unix://, host:port)",
+    )
+    cluster_address: list[str] = Field(
+        default_factory=list,
+        description="Redis Cluster seeds, used instead of address; each element one "
+        "cluster (comma-separated seeds), several elements shard channels over clusters",
+    )
+    sentinel_address: list[str] = Field(
+        default_factory=list,
+        description="Sentinel addresses, used instead of address; each element one "
+        "sentinel-managed Redis (comma-separated sentinels)",
+    )
+    sentinel_master_name: str = Field("", description="master name for Sentinel (required)")
+    sentinel_user: str = Field("", description="user for the Sentinel connections")
+    sentinel_password: str = Field("", description="password for the Sentinel connections")
+    sentinel_tls: RedisTLSConfig = Field(
+        default_factory=RedisTLSConfig, description="TLS towards the Sentinels"
+    )
+    prefix: str = Field(
+        "wirehub",
+        min_length=1,
+        description="prefix of every key and PUB/SUB channel; setups sharing a Redis "
+        "must differ in it (PUB/SUB ignores db)",
+    )
+    db: int = Field(0, ge=0, description="database number (not for Redis Cluster)")
+    user: str = Field("", description="Redis ACL user")
+    password: str = Field("", description="Redis password")
+    client_name: str = Field("", description="CLIENT SETNAME of wirehub's connections")
+    tls: RedisTLSConfig = Field(default_factory=RedisTLSConfig, description="TLS towards Redis")
+    connect_timeout: Seconds = Field(1.0, description="seconds to establish a connection")
+    io_timeout: Seconds = Field(
+        4.0, description="seconds one command may take before it fails (error 100)"
+    )
+    presence_ttl: Seconds = Field(
+        60.0, description="a presence entry not refreshed within this many seconds vanishes"
+    )
+
+    @model_validator(mode="after")
+    def _one_kind_of_address(self) -> Self:
+        if self.cluster_address and self.sentinel_address:
+            raise ValueError("set cluster_address or sentinel_address, not both")
+        if (self.cluster_address or self.sentinel_address) and self.address != _REDIS_ADDRESS:
+            raise ValueError("address is not used with cluster_address or sentinel_address")
+        if self.sentinel_address and not self.sentinel_master_name:
+            raise ValueError("sentinel_address needs sentinel_master_name")
+        if isinstance(self.address, list) and not self.address:
+            raise ValueError("address must name at least one Redis")
+        from wirehub.brokers.redis.addresses import parse_shards
+
+        parse_shards(self)  # a ValueError names the address it can't understand
+        return self
+
+
+class EngineConfig(_Section):
+    type: Literal["memory", "redis"] = Field(
+        "memory",
+        description="memory: one process; redis: many nodes and workers sharing Redis",
+    )
+    redis: RedisEngineConfig = Field(
+        default_factory=RedisEngineConfig, description="the Redis engine (type = redis)"
+    )
+
+
 class Config(BaseSettings):
     """The whole configuration. Build it with :func:`load_config`."""
 
@@ -260,6 +351,21 @@ class Config(BaseSettings):
         default_factory=WebSocketConfig, description="WebSocket transport"
     )
     demo: DemoConfig = Field(default_factory=DemoConfig, description="demo page")
+    engine: EngineConfig = Field(
+        default_factory=EngineConfig,
+        description="where publications, history and presence live",
+    )
+
+    @model_validator(mode="after")
+    def _presence_refreshed_in_time(self) -> Self:
+        if (
+            self.engine.type == "redis"
+            and self.client.presence_update_interval >= self.engine.redis.presence_ttl
+        ):
+            raise ValueError(
+                "client.presence_update_interval must be smaller than engine.redis.presence_ttl"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

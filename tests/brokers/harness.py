@@ -116,3 +116,14 @@ async def memory_harness() -> AsyncIterator[Harness]:
 IMPLEMENTATIONS: dict[str, Callable[[], AbstractAsyncContextManager[Harness]]] = {
     "memory": memory_harness,
 }
+
+
+def _register_redis() -> None:
+    # One Redis only: the stream-lifecycle cases sleep through real TTLs there (~33 s);
+    # sharded and Cluster setups run the engine suite of tests/brokers/test_engines.py.
+    from tests.brokers.redis_harness import REDIS_IMPLEMENTATIONS
+
+    IMPLEMENTATIONS["redis"] = REDIS_IMPLEMENTATIONS["redis"]
+
+
+_register_redis()

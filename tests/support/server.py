@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = ["TIMEOUT", "ServerProcess", "timeout"]
@@ -34,11 +35,11 @@ class ServerProcess:
         *,
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
-        args: list[str] | None = None,
+        args: Sequence[str] = (),
     ) -> None:
         self.config_path = config_path
         self.cwd = cwd
-        self.args = args or []
+        self.args = list(args)
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.lines: list[str] = []
         self.port = 0

@@ -13,6 +13,14 @@ them all):
 - Publications of one channel reach a node in publish order.
 - ``subscribe``/``unsubscribe`` are about this node's interest in a channel, not about
   any single client; the core calls them for the first and last local subscriber.
+  ``subscribe`` returns once publications of the channel reach this node, and raises
+  when they cannot (the broker is unreachable): the core then fails the client's
+  subscribe with a temporary error, and the client retries.
+- Delivery is at most once, never silently lossy: a broker that may have lost
+  publications on their way to this node (a broken connection to Redis) says so with
+  ``handle_gap``, and the core makes positioned subscribers of those channels recover.
+- ``publish`` with an ``idempotency_key`` publishes at most once per key and channel
+  within ``idempotent_result_ttl``: a repeat returns the first publish's position.
 
 Streams (``centrifugo-protocol.md`` §5.1). A channel's stream is its publications plus
 its **metadata**, the position ``{offset, epoch}``:
@@ -39,6 +47,7 @@ its **metadata**, the position ``{offset, epoch}``:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -46,8 +55,11 @@ from wirehub.protocol.types import ClientInfo, Publication, StreamPosition
 
 __all__ = [
     "DEFAULT_HISTORY_META_TTL",
+    "IDEMPOTENT_RESULT_TTL",
     "Broker",
     "BrokerEventHandler",
+    "ControlEventHandler",
+    "Controller",
     "HistoryOptions",
     "HistoryPage",
     "PresenceManager",
@@ -69,6 +81,14 @@ class PublishOptions:
     history_meta_ttl: float = DEFAULT_HISTORY_META_TTL
     """Seconds the stream's position outlives its last activity (<= 0: forever). Used
     only when the publication is kept (history on)."""
+    idempotency_key: str = ""
+    """When set, a second publish with the same key into the same channel within
+    :data:`IDEMPOTENT_RESULT_TTL` seconds publishes nothing and returns the first one's
+    position."""
+
+
+IDEMPOTENT_RESULT_TTL = 300.0
+"""Seconds a publish is remembered by its idempotency key (Centrifugo's 5 minutes)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +121,12 @@ class BrokerEventHandler(Protocol):
     def handle_join(self, channel: str, info: ClientInfo) -> None: ...
 
     def handle_leave(self, channel: str, info: ClientInfo) -> None: ...
+
+    def handle_gap(self, channels: Sequence[str]) -> None:
+        """Publications of ``channels`` may have been lost on their way to this node
+        (its connection to the broker broke): their positioned subscribers must be told,
+        so that they recover from history."""
+        ...
 
 
 class Broker(Protocol):
@@ -161,3 +187,30 @@ class PresenceManager(Protocol):
     async def add_presence(self, channel: str, info: ClientInfo) -> None: ...
 
     async def remove_presence(self, channel: str, client_id: str) -> None: ...
+
+
+class ControlEventHandler(Protocol):
+    """What a controller calls back. Implemented by the core; must not block."""
+
+    def handle_control(self, data: bytes) -> None: ...
+
+
+class Controller(Protocol):
+    """Node-to-node messages: server-API actions on connections held by other nodes,
+    surveys, node heartbeats. ``data`` is opaque here: the core encodes and checks it."""
+
+    async def start(self, handler: ControlEventHandler, node_id: str) -> None:
+        """Connect; from now on deliver control messages for this node (addressed to
+        `node_id`, or broadcast) to `handler`."""
+        ...
+
+    async def close(self) -> None:
+        """Stop delivering and release connections. Idempotent."""
+        ...
+
+    async def publish_control(self, data: bytes, node_id: str = "") -> None:
+        """Send `data` to node `node_id`, or to every node when `node_id` is "".
+        A broadcast may come back to the sender: the core drops messages whose sender id
+        (inside `data`) is its own, and applies its own actions locally itself.
+        At most once. Raises on failure (the caller turns that into an error)."""
+        ...

@@ -26,10 +26,12 @@ import string
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from wirehub.brokers.base import (
+    IDEMPOTENT_RESULT_TTL,
     Broker,
     BrokerEventHandler,
     HistoryOptions,
@@ -40,7 +42,11 @@ from wirehub.brokers.base import (
 )
 from wirehub.protocol.types import ClientInfo, Publication, StreamPosition
 
-__all__ = ["MemoryBroker", "MemoryPresenceManager"]
+if TYPE_CHECKING:
+    from wirehub.brokers import Engine
+    from wirehub.config import Config
+
+__all__ = ["MemoryBroker", "MemoryPresenceManager", "engine_from_config"]
 
 _EPOCH_ALPHABET = string.ascii_letters
 
@@ -108,6 +114,8 @@ class MemoryBroker:
         self._sweeper: asyncio.Task[None] | None = None
         self._dropped = 0
         """Streams deleted since ``_streams`` was last compacted."""
+        self._results: dict[tuple[str, str], StreamPosition] = {}
+        self._result_expiry: deque[tuple[float, tuple[str, str]]] = deque()
 
     async def start(self, handler: BrokerEventHandler) -> None:
         self._handler = handler
@@ -129,6 +137,27 @@ class MemoryBroker:
         pass
 
     async def publish(
+        self, channel: str, publication: Publication, options: PublishOptions
+    ) -> StreamPosition:
+        key = options.idempotency_key
+        if key:
+            self._expire_results()
+            seen = self._results.get((channel, key))
+            if seen is not None:
+                return seen
+        position = self._publish(channel, publication, options)
+        if key:
+            self._results[(channel, key)] = position
+            self._result_expiry.append((self._clock() + IDEMPOTENT_RESULT_TTL, (channel, key)))
+        return position
+
+    def _expire_results(self) -> None:
+        now = self._clock()
+        expiry = self._result_expiry
+        while expiry and expiry[0][0] <= now:
+            self._results.pop(expiry.popleft()[1], None)
+
+    def _publish(
         self, channel: str, publication: Publication, options: PublishOptions
     ) -> StreamPosition:
         position = StreamPosition()
@@ -300,6 +329,13 @@ class MemoryPresenceManager:
             entries.pop(client_id, None)
             if not entries:
                 del self._channels[channel]
+
+
+def engine_from_config(config: Config) -> Engine:
+    """``engine.type = "memory"``: everything in this process."""
+    from wirehub.brokers import Engine
+
+    return Engine(MemoryBroker(), MemoryPresenceManager())
 
 
 _: type[Broker] = MemoryBroker

@@ -13,11 +13,15 @@ nothing for the others' bookkeeping:
   (a duplicate is skipped, a gap reported through ``Client.insufficient_state``);
 - subscribers being recovered: a buffer collecting live publications while their
   history is read, handed back by :meth:`Hub.finish_recovering`.
+
+When the broker may have lost publications of a channel on their way here
+(:meth:`Hub.insufficient_state`), its positioned subscribers are told at once, and
+those being recovered when they finish (their buffer is spoilt).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -77,7 +81,8 @@ class Hub:
         self._users: dict[str, set[Client]] = {}
         self._plain: dict[str, set[Client]] = {}
         self._positioned: dict[str, dict[Client, StreamPosition]] = {}
-        self._recovering: dict[str, dict[Client, Buffered]] = {}
+        self._recovering: dict[str, dict[Client, Buffered | None]] = {}
+        """None: publications may have been lost while this client was recovering."""
         self._join_leave: dict[str, set[Client]] = {}
 
     # Connections.
@@ -147,8 +152,8 @@ class Hub:
         """Buffer the live publications of ``channel`` for ``client`` from now on."""
         self._recovering.setdefault(channel, {})[client] = []
 
-    def finish_recovering(self, channel: str, client: Client) -> Buffered:
-        """Stop buffering; return what arrived meanwhile."""
+    def finish_recovering(self, channel: str, client: Client) -> Buffered | None:
+        """Stop buffering; return what arrived meanwhile, None if some may be lost."""
         buffers = self._recovering.get(channel, {})
         buffered = buffers.pop(client, [])
         if not buffers:
@@ -184,7 +189,25 @@ class Hub:
         recovering = self._recovering.get(channel)
         if recovering:
             for buffer in recovering.values():
-                buffer.append((publication, position))
+                if buffer is not None:
+                    buffer.append((publication, position))
+
+    def insufficient_state(self, channels: Iterable[str]) -> int:
+        """Publications of ``channels`` may have been lost on their way here: every
+        positioned subscriber must recover. Return how many were told."""
+        told = 0
+        for channel in channels:
+            positioned = self._positioned.get(channel)
+            if positioned:
+                for client in tuple(positioned):
+                    client.insufficient_state(channel)
+                    told += 1
+            recovering = self._recovering.get(channel)
+            if recovering:
+                for client in recovering:
+                    recovering[client] = None
+                    told += 1
+        return told
 
     def _deliver_positioned(
         self,

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -23,6 +23,7 @@ from msgspec import Raw
 from wirehub._version import __version__
 from wirehub.brokers.base import (
     Broker,
+    Controller,
     HistoryOptions,
     HistoryPage,
     PresenceManager,
@@ -56,6 +57,7 @@ from wirehub.core.flusher import TickFlusher
 from wirehub.core.hub import Hub
 from wirehub.core.payload import EMPTY, to_raw
 from wirehub.core.positions import PositionChecker
+from wirehub.core.presence import keep_presence
 from wirehub.core.subscriptions import (
     Subscribed,
     for_client,
@@ -128,8 +130,10 @@ class Node:
 
     Args:
         config: the configuration; defaults to every option's default.
-        broker: where publications and history live; the in-memory broker by default.
-        presence_manager: where presence lives; in memory by default.
+        broker: where publications and history live; by default the one of
+            ``config.engine`` (in memory unless ``engine.type`` says otherwise).
+        presence_manager: where presence lives; by default the engine's when the broker
+            is too, else in memory.
         token_verifier: checks connection tokens; by default a JWT verifier built from
             ``config.client.token`` (none when no key is configured).
         clock: seconds since the epoch, injectable for tests.
@@ -150,10 +154,16 @@ class Node:
         self.clock = clock
         self.rules = ChannelRules(self.config.channel)
         self.hub = Hub()
+        self.controller: Controller | None = None
+        """The engine's node-to-node controller (None: in-process only)."""
         if broker is None:
-            from wirehub.brokers.memory import MemoryBroker
+            from wirehub.brokers import create_engine
 
-            broker = MemoryBroker()
+            engine = create_engine(self.config)
+            broker = engine.broker
+            self.controller = engine.controller
+            if presence_manager is None:
+                presence_manager = engine.presence_manager
         self.broker = broker
         if presence_manager is None:
             from wirehub.brokers.memory import MemoryPresenceManager
@@ -178,6 +188,7 @@ class Node:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.positions = PositionChecker(self)
         self._positions_task: asyncio.Task[None] | None = None
+        self._presence_task: asyncio.Task[None] | None = None
         self._connecting: set[Client] = set()
         """Attached clients not yet in the hub (no connect yet), for close()."""
 
@@ -255,6 +266,10 @@ class Node:
             self._positions_task = self._loop.create_task(
                 self.positions.run(delay), name="wirehub-position-checks"
             )
+        self._presence_task = self._loop.create_task(
+            keep_presence(self, self.config.client.presence_update_interval),
+            name="wirehub-presence",
+        )
 
     async def close(self, disconnect: Disconnect = DISCONNECT_SHUTDOWN) -> None:
         """Disconnect every client (3001 "shutdown" by default) and stop."""
@@ -266,11 +281,16 @@ class Node:
         if positions is not None:
             positions.cancel()
             await asyncio.wait([positions])
-        await self.broker.close()
+        presence, self._presence_task = self._presence_task, None
+        if presence is not None:
+            presence.cancel()
+            await asyncio.wait([presence])
         if self._tasks:
+            # Before the broker closes: the clients' cleanups remove presence entries.
             _, pending = await asyncio.wait(self._tasks, timeout=_TASKS_GRACE)
             for task in pending:
                 task.cancel()
+        await self.broker.close()
         self._loop = None
 
     @property
@@ -425,6 +445,11 @@ class Node:
 
     def handle_leave(self, channel: str, info: ClientInfo) -> None:
         self.hub.broadcast_leave(channel, info)
+
+    def handle_gap(self, channels: Sequence[str]) -> None:
+        told = self.hub.insufficient_state(channels)
+        if told:
+            logger.info("%d subscriber(s) told to recover after a broker gap", told)
 
     # Client side: called by Client only.
 

@@ -254,6 +254,9 @@ async def _read_position(
         raise ERROR_INTERNAL from None
     finally:
         buffered = node.hub.finish_recovering(channel, client)
+    if buffered is None:
+        # The broker may have lost live publications meanwhile: start again.
+        raise DISCONNECT_INSUFFICIENT_STATE
     top = page.position
     if recovering:
         return recover(since, page.publications, top, buffered, limit=limit), top

@@ -1,0 +1,277 @@
+"""The Redis broker: publications, history and join/leave through Redis.
+
+Per shard, the node holds one PUB/SUB connection carrying every channel of that shard
+that has a local subscriber (:mod:`wirehub.brokers.redis.pubsub`), and sends commands
+through the shard's auto-pipelined client. A publication with history is appended and
+published by one script call, which assigns its offset and epoch
+(:mod:`wirehub.brokers.redis.scripts`); every node, this one included, receives it
+over PUB/SUB.
+
+When a PUB/SUB connection ends, publications of its channels may have been lost on
+their way here: the broker reports those channels with ``handle_gap`` at once, and the
+core makes their positioned subscribers recover once the connection is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+import secrets
+import time
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from wirehub.brokers.base import (
+    IDEMPOTENT_RESULT_TTL,
+    Broker,
+    BrokerEventHandler,
+    HistoryOptions,
+    HistoryPage,
+    PublishOptions,
+)
+from wirehub.brokers.redis import codec
+from wirehub.brokers.redis.codec import MalformedMessage
+from wirehub.brokers.redis.pubsub import PubSub
+from wirehub.brokers.redis.scripts import HISTORY, PUBLISH_HISTORY, PUBLISH_IDEMPOTENT
+from wirehub.protocol.types import ClientInfo, Publication, StreamPosition
+
+if TYPE_CHECKING:
+    from wirehub.brokers.redis.engine import ShardSet
+    from wirehub.brokers.redis.shard import Shard
+
+__all__ = ["RedisBroker"]
+
+logger = logging.getLogger("wirehub.redis")
+
+
+# Every publish carries a seed for a new epoch (used only if the stream has none, by
+# the script): drawn from a generator seeded from the OS once, not per publish.
+_random = random.Random(secrets.randbits(128))
+
+
+def _epoch_seed() -> int:
+    return _random.getrandbits(48)
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def _meta_ttl(seconds: float) -> str:
+    return "0" if seconds <= 0 else str(_ms(seconds))
+
+
+_RESULT_TTL = str(_ms(IDEMPOTENT_RESULT_TTL))
+
+
+@functools.lru_cache(maxsize=256)
+def _retention(options: PublishOptions) -> tuple[int, int, str]:
+    """The script's size, ttl and meta ttl arguments (few distinct options exist: one
+    per namespace)."""
+    return options.history_size, _ms(options.history_ttl), _meta_ttl(options.history_meta_ttl)
+
+
+class _LogLimit:
+    """At most ``burst`` log lines per ``period``: garbage on a channel must not flood."""
+
+    def __init__(self, burst: int = 10, period: float = 10.0) -> None:
+        self._burst = burst
+        self._period = period
+        self._since = 0.0
+        self._count = 0
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        if now - self._since > self._period:
+            self._since, self._count = now, 0
+        self._count += 1
+        return self._count <= self._burst
+
+
+class RedisBroker:
+    """Args:
+    shards: the Redis shards, shared with the presence manager and the controller.
+    """
+
+    def __init__(self, shards: ShardSet) -> None:
+        self._shards = shards
+        self._handler: BrokerEventHandler | None = None
+        self._pubsubs: list[PubSub] = []
+        self._names: list[dict[bytes, str]] = [{} for _ in shards]
+        self._log_limit = _LogLimit()
+        self._started = False
+
+    # Lifecycle.
+
+    async def start(self, handler: BrokerEventHandler) -> None:
+        if self._started:
+            raise RuntimeError("this broker is already running")
+        self._started = True
+        self._handler = handler
+        self._shards.acquire()
+        for index, shard in enumerate(self._shards):
+            self._pubsubs.append(
+                PubSub(
+                    shard.open_connection,
+                    name=shard.label,
+                    on_message=partial(self._on_message, index),
+                    on_lost=partial(self._on_lost, index),
+                    connect_timeout=shard.spec.connect_timeout,
+                    io_timeout=shard.spec.io_timeout,
+                )
+            )
+        await asyncio.gather(*(pubsub.start() for pubsub in self._pubsubs))
+
+    async def close(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        self._handler = None
+        pubsubs, self._pubsubs = self._pubsubs, []
+        await asyncio.gather(*(pubsub.close() for pubsub in pubsubs))
+        await self._shards.release()
+
+    async def ping(self) -> None:
+        """Raise unless every shard answers a PING."""
+        await asyncio.gather(*(shard.ping() for shard in self._shards))
+
+    # Subscriptions.
+
+    def _route(self, channel: str) -> tuple[int, Shard, bytes]:
+        index = self._shards.index(channel)
+        shard = self._shards[index]
+        return index, shard, shard.keys.client_channel(channel).encode()
+
+    async def subscribe(self, channel: str) -> None:
+        index, _, name = self._route(channel)
+        if not self._pubsubs:
+            raise RuntimeError("the broker is not running")
+        self._names[index][name] = channel
+        await self._pubsubs[index].subscribe([name])
+
+    async def unsubscribe(self, channel: str) -> None:
+        index, _, name = self._route(channel)
+        if not self._pubsubs:
+            return
+        for released in self._pubsubs[index].unsubscribe([name]):
+            self._names[index].pop(released, None)
+
+    def _on_message(self, index: int, name: bytes, data: bytes) -> None:
+        handler = self._handler
+        channel = self._names[index].get(name)
+        if handler is None or channel is None:
+            return
+        try:
+            kind, content, position = codec.decode_message(data)
+        except MalformedMessage as exc:
+            if self._log_limit.allow():
+                logger.warning("dropped a malformed message on %r: %s: %r", channel, exc, data[:64])
+            return
+        if isinstance(content, Publication):
+            handler.handle_publication(channel, content, position)
+        elif kind == codec.JOIN:
+            handler.handle_join(channel, content)
+        else:
+            handler.handle_leave(channel, content)
+
+    def _on_lost(self, index: int, names: list[bytes]) -> None:
+        handler = self._handler
+        known = self._names[index]
+        channels = [known[name] for name in names if name in known]
+        if handler is not None and channels:
+            logger.warning(
+                "%d channel(s) may have lost publications while the PUB/SUB connection to %s was down",
+                len(channels),
+                self._shards[index].label,
+            )
+            handler.handle_gap(channels)
+
+    # Publishing.
+
+    async def publish(
+        self, channel: str, publication: Publication, options: PublishOptions
+    ) -> StreamPosition:
+        _, shard, name = self._route(channel)
+        body = codec.encode_publication(publication)
+        keys = shard.keys
+        result_ttl = _RESULT_TTL if options.idempotency_key else ""
+        if options.history_size > 0 and options.history_ttl > 0:
+            size, ttl, meta_ttl = _retention(options)
+            result_key = keys.result(channel, options.idempotency_key)
+            reply = await shard.call_script(
+                PUBLISH_HISTORY,
+                (keys.stream(channel), keys.meta(channel), result_key),
+                (body, size, ttl, name, meta_ttl, _epoch_seed(), result_ttl),
+                channel=channel,
+            )
+            return StreamPosition(offset=int(reply[0]), epoch=_text(reply[1]))
+        message = codec.encode_publication_message(body)
+        if options.idempotency_key:
+            result_key = keys.result(channel, options.idempotency_key)
+            await shard.call_script(
+                PUBLISH_IDEMPOTENT, (result_key,), (name, message, result_ttl), channel=channel
+            )
+        else:
+            await shard.call("PUBLISH", name, message, channel=channel)
+        return StreamPosition()
+
+    async def publish_join(self, channel: str, info: ClientInfo) -> None:
+        _, shard, name = self._route(channel)
+        await shard.call("PUBLISH", name, codec.encode_join(info), channel=channel)
+
+    async def publish_leave(self, channel: str, info: ClientInfo) -> None:
+        _, shard, name = self._route(channel)
+        await shard.call("PUBLISH", name, codec.encode_leave(info), channel=channel)
+
+    # History.
+
+    async def history(self, channel: str, options: HistoryOptions) -> HistoryPage:
+        _, shard, _ = self._route(channel)
+        direction, start = _range(options)
+        count = 0 if options.limit < 0 else options.limit
+        keys = shard.keys
+        reply = await shard.call_script(
+            HISTORY,
+            (keys.stream(channel), keys.meta(channel)),
+            (_epoch_seed(), _meta_ttl(options.history_meta_ttl), direction, start, count),
+            channel=channel,
+        )
+        position = StreamPosition(offset=int(reply[0]), epoch=_text(reply[1]))
+        return HistoryPage(self._entries(channel, reply[2]), position)
+
+    def _entries(self, channel: str, entries: list[Any]) -> list[Publication]:
+        publications = []
+        for entry in entries:
+            try:
+                publications.append(codec.decode_history_entry(entry))
+            except MalformedMessage as exc:
+                if self._log_limit.allow():
+                    logger.warning("dropped a malformed history entry of %r: %s", channel, exc)
+        return publications
+
+    async def remove_history(self, channel: str) -> None:
+        _, shard, _ = self._route(channel)
+        await shard.call("DEL", shard.keys.stream(channel), channel=channel)
+
+
+def _range(options: HistoryOptions) -> tuple[str, str]:
+    """What the history script reads: direction ("", "f", "r") and the first entry ID."""
+    since = options.since
+    if options.limit == 0:
+        return "", ""
+    if options.reverse:
+        if since is None:
+            return "r", "+"
+        if since.offset <= 1:
+            return "", ""
+        return "r", str(since.offset - 1)
+    return "f", "-" if since is None else str(since.offset + 1)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+_: type[Broker] = RedisBroker

@@ -1,0 +1,330 @@
+"""One Redis shard: commands auto-pipelined over one connection, and the addresses of
+the dedicated PUB/SUB connections.
+
+Auto-pipelining (standalone and Sentinel): every command issued in an event-loop tick
+is written in one go, at the end of the tick, on the shard's one command connection,
+without waiting for the replies of earlier writes; replies come back in order
+(:mod:`wirehub.brokers.redis.resp`). A thousand concurrent publishes are one write and
+one round trip, and a node's commands reach Redis in the order they were issued (a
+presence entry added then removed stays removed).
+
+Redis Cluster: commands go through redis-py's cluster pipeline, which routes each to
+the node owning its key's slot; ``_LANES`` pipelines may be in flight, commands about
+one channel always in the same lane, so their order holds there too.
+
+Timeouts: no timer per command. A command unanswered ``connect_timeout + io_timeout``
+after it was written ends the connection, failing it and everything after it; the next
+command opens a new one. Nothing retries behind the caller's back: a publish is never
+sent twice. A script unknown to the server (restart, failover, flush) is sent once as
+EVAL by the caller, and every new connection loads the scripts first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError, NoScriptError, TimeoutError
+
+from wirehub.brokers.redis.addresses import ShardSpec, TLSOptions
+from wirehub.brokers.redis.keys import Keys
+from wirehub.brokers.redis.resp import RespConnection, open_connection
+from wirehub.brokers.redis.scripts import SCRIPTS, Script
+
+__all__ = ["Shard"]
+
+logger = logging.getLogger("wirehub.redis")
+
+# Cluster only: pipelines in flight per shard, and the most commands in one.
+_LANES = 8
+_MAX_BATCH = 1000
+
+Args = tuple[Any, ...]
+Pending = list[tuple[Args, asyncio.Future[Any]]]
+
+
+def _no_retry() -> Retry:
+    return Retry(NoBackoff(), 0)
+
+
+def _tls_kwargs(tls: TLSOptions | None) -> dict[str, Any]:
+    if tls is None:
+        return {}
+    return {
+        "ssl": True,
+        "ssl_certfile": tls.certfile or None,
+        "ssl_keyfile": tls.keyfile or None,
+        "ssl_ca_certs": tls.ca_file or None,
+        "ssl_ca_data": tls.ca_data or None,
+        "ssl_cert_reqs": "required" if tls.verify else "none",
+        "ssl_check_hostname": tls.verify,
+    }
+
+
+def _redis_py_kwargs(spec: ShardSpec) -> dict[str, Any]:
+    return {
+        "username": spec.username or None,
+        "password": spec.password or None,
+        "client_name": spec.client_name or None,
+        "socket_timeout": spec.io_timeout,
+        "socket_connect_timeout": spec.connect_timeout,
+        "retry": _no_retry(),
+        "health_check_interval": 0,
+        "protocol": 2,
+    }
+
+
+def _cluster_client(spec: ShardSpec) -> RedisCluster:
+    nodes = [ClusterNode(host, port) for host, port in spec.hosts]
+    return RedisCluster(
+        startup_nodes=nodes,
+        max_connections=_LANES + 4,
+        **_redis_py_kwargs(spec),
+        **_tls_kwargs(spec.tls),
+    )
+
+
+def _sentinel(spec: ShardSpec) -> Sentinel:
+    sentinel_kwargs = {
+        "username": spec.sentinel_username or None,
+        "password": spec.sentinel_password or None,
+        "socket_timeout": spec.io_timeout,
+        "socket_connect_timeout": spec.connect_timeout,
+        "retry": _no_retry(),
+        "protocol": 2,
+        **_tls_kwargs(spec.sentinel_tls),
+    }
+    return Sentinel(list(spec.hosts), sentinel_kwargs=sentinel_kwargs)
+
+
+class _Lane:
+    __slots__ = ("busy", "queue", "scheduled")
+
+    def __init__(self) -> None:
+        self.queue: Pending = []
+        self.busy = False
+        self.scheduled = False
+
+
+class Shard:
+    """A Redis (standalone, Sentinel-managed or Cluster) holding some of the channels."""
+
+    def __init__(self, spec: ShardSpec, prefix: str) -> None:
+        self.spec = spec
+        self.keys = Keys(prefix, cluster=spec.kind == "cluster")
+        self._cluster = _cluster_client(spec) if spec.kind == "cluster" else None
+        self._sentinel = _sentinel(spec) if spec.kind == "sentinel" else None
+        self._timeout = spec.connect_timeout + spec.io_timeout
+        self._outbox: Pending = []
+        self._flush_scheduled = False
+        self._connection: RespConnection | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._lanes = [_Lane() for _ in range(_LANES)]
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.round_trips = 0
+        """Writes (cluster: pipelines) sent so far: how well commands share round trips."""
+
+    @property
+    def label(self) -> str:
+        return self.spec.label
+
+    # Commands.
+
+    def call(self, *args: Any, channel: str = "") -> asyncio.Future[Any]:
+        """Send one command (auto-pipelined, in order with the node's other commands
+        about ``channel``); the future holds its reply or error."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if self._cluster is not None:
+            lane = self._lanes[hash(channel) % _LANES] if channel else self._lanes[0]
+            lane.queue.append((args, future))
+            if not lane.scheduled and not lane.busy:
+                lane.scheduled = True
+                loop.call_soon(self._kick, lane)
+            return future
+        self._outbox.append((args, future))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        return future
+
+    async def call_script(
+        self, script: Script, keys: Sequence[str], args: Sequence[Any], *, channel: str = ""
+    ) -> Any:
+        """Run ``script`` by its SHA; a server that lacks it gets the source."""
+        try:
+            return await self.call("EVALSHA", script.sha, len(keys), *keys, *args, channel=channel)
+        except NoScriptError:
+            return await self.call("EVAL", script.source, len(keys), *keys, *args, channel=channel)
+
+    async def ping(self) -> None:
+        await self.call("PING")
+
+    # Standalone and Sentinel: one connection, written once per tick.
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._connecting is not None:
+            return  # written once connected
+        connection = self._connection
+        if connection is None or not connection.is_open:
+            self._connecting = asyncio.ensure_future(self._connect())
+            return
+        self._write(connection)
+
+    async def _connect(self) -> None:
+        try:
+            connection = await self.open_connection()
+            async with asyncio.timeout(self.spec.io_timeout):
+                await asyncio.gather(
+                    *connection.send([("SCRIPT", "LOAD", s.source) for s in SCRIPTS])
+                )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            _fail(self._outbox, exc)
+            self._outbox = []
+            return
+        finally:
+            self._connecting = None
+        self._connection = connection
+        if self._outbox:
+            self._write(connection)
+
+    def _write(self, connection: RespConnection) -> None:
+        batch, self._outbox = self._outbox, []
+        live = [(args, future) for args, future in batch if not future.done()]
+        if not live:
+            return
+        self.round_trips += 1
+        try:
+            connection.send([args for args, _ in live], [future for _, future in live])
+        except ConnectionError as exc:
+            _fail(live, exc)
+            return
+        if self._watchdog is None:
+            self._watchdog = asyncio.get_running_loop().call_later(self._timeout / 2, self._watch)
+
+    def _watch(self) -> None:
+        """End the connection if its oldest command waited too long (Redis hangs)."""
+        self._watchdog = None
+        connection = self._connection
+        if connection is None or not connection.is_open:
+            return
+        oldest = connection.oldest_pending()
+        if oldest is None:
+            return
+        if time.monotonic() - oldest > self._timeout:
+            error = TimeoutError(f"Redis {self.label} did not answer in {self._timeout:g} s")
+            connection.abort(error)
+            return
+        self._watchdog = asyncio.get_running_loop().call_later(self._timeout / 2, self._watch)
+
+    # Redis Cluster: redis-py's pipeline, per lane.
+
+    def _kick(self, lane: _Lane) -> None:
+        lane.scheduled = False
+        if lane.busy or not lane.queue:
+            return
+        batch = lane.queue[:_MAX_BATCH]
+        del lane.queue[:_MAX_BATCH]
+        lane.busy = True
+        task = asyncio.ensure_future(self._run_lane(lane, batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_lane(self, lane: _Lane, batch: Pending) -> None:
+        try:
+            live = [(args, future) for args, future in batch if not future.done()]
+            if live:
+                await self._cluster_pipeline(live)
+        finally:
+            lane.busy = False
+            if lane.queue:
+                self._kick(lane)
+
+    async def _cluster_pipeline(self, batch: Pending) -> None:
+        assert self._cluster is not None
+        self.round_trips += 1
+        try:
+            async with asyncio.timeout(self._timeout):
+                pipe = self._cluster.pipeline(transaction=False)
+                for args, _ in batch:
+                    pipe.execute_command(*args)
+                results = await pipe.execute(raise_on_error=False)
+        except asyncio.CancelledError:
+            _fail(batch, ConnectionError("the Redis client is closing"))
+            raise
+        except TimeoutError:
+            _fail(batch, TimeoutError(f"Redis {self.label} did not answer in {self._timeout:g} s"))
+            return
+        except Exception as exc:
+            _fail(batch, exc)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if future.done():
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+    # Connections.
+
+    async def _address(self) -> tuple[str, int]:
+        if self._sentinel is not None:
+            host, port = await self._sentinel.discover_master(self.spec.master_name)
+            return str(host), int(port)
+        if self._cluster is not None:
+            # PUBLISH reaches every node of a cluster: any node will do for PUB/SUB.
+            await self._cluster.initialize()
+            node = random.choice(self._cluster.get_nodes())
+            return node.host, int(node.port)
+        if self.spec.unix_path:
+            return "", 0
+        return self.spec.hosts[0]
+
+    async def open_connection(self, on_push: Any = None) -> RespConnection:
+        """A new connection, set up; with ``on_push``, for PUB/SUB."""
+        async with asyncio.timeout(self._timeout):
+            host, port = await self._address()
+        return await open_connection(self.spec, host, port, on_push=on_push)
+
+    async def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        for task in [*self._tasks, *([self._connecting] if self._connecting else [])]:
+            task.cancel()
+        closing = ConnectionError("the Redis client is closed")
+        _fail(self._outbox, closing)
+        self._outbox = []
+        for lane in self._lanes:
+            _fail(lane.queue, closing)
+            lane.queue.clear()
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.abort(closing)
+        closables: list[Any] = [self._cluster] if self._cluster is not None else []
+        if self._sentinel is not None:
+            closables.extend(self._sentinel.sentinels)
+        for closable in closables:
+            try:
+                await closable.aclose()
+            except Exception:
+                logger.debug("closing a client of %s failed", self.label, exc_info=True)
+
+
+def _fail(batch: Pending, exc: BaseException) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(exc)
