@@ -320,3 +320,14 @@ def test_genconfig_namespace_example_works_uncommented(tmp_path: Path) -> None:
     example = text + "\n" + "\n".join(block) + "\n"
     config = load_config(write(tmp_path, example), environ=False)
     assert [ns.name for ns in config.channel.namespaces] == ["chat"]
+
+
+def test_text_or_list_option_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """engine.redis.address is one URL or a list: plain text stays text, JSON is the list."""
+    monkeypatch.setenv("WIREHUB_ENGINE__REDIS__ADDRESS", "redis://127.0.0.1:6390")
+    assert load_config().engine.redis.address == "redis://127.0.0.1:6390"
+    monkeypatch.setenv("WIREHUB_ENGINE__REDIS__ADDRESS", '["redis://a:1", "redis://b:2"]')
+    assert load_config().engine.redis.address == ["redis://a:1", "redis://b:2"]
+    monkeypatch.setenv("WIREHUB_ENGINE__REDIS__ADDRESS", "[redis://a:1")
+    with pytest.raises(ConfigError, match=r"^WIREHUB_ENGINE__REDIS__ADDRESS .* must be JSON"):
+        load_config()

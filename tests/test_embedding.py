@@ -12,6 +12,7 @@ import uvicorn
 from centrifuge import Client, PublicationContext, SubscriptionEventHandler
 from fastapi import FastAPI
 
+from tests.support.pysdk import disconnect
 from tests.support.server import timeout
 from wirehub import Node, create_app, load_config
 
@@ -91,7 +92,7 @@ async def test_sdk_connects_through_mounted_app_and_receives_publications() -> N
             data = await asyncio.wait_for(inbox.publications.get(), timeout(5))
             assert data == {"text": "through FastAPI"}
         finally:
-            await client.disconnect()
+            await disconnect(client)
 
 
 async def test_host_routes_and_health_still_served() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from centrifuge import Client
 
+from tests.support.pysdk import disconnect
 from tests.support.server import ServerProcess, timeout
 
 pytestmark = [pytest.mark.anyio, pytest.mark.interop]
@@ -37,7 +38,7 @@ async def _rpc(server: ServerProcess) -> object:
     try:
         return (await asyncio.wait_for(client.rpc("ping", {}), timeout(10))).data
     finally:
-        await client.disconnect()
+        await disconnect(client)
 
 
 @pytest.mark.parametrize("form", ["module", "file"])

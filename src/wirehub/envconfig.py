@@ -5,7 +5,9 @@ Rules:
 1. ``WIREHUB_`` + the option's path, parts joined by ``__``, case-insensitive:
    ``WIREHUB_CLIENT__TOKEN__HMAC_SECRET_KEY`` is ``client.token.hmac_secret_key``.
 2. A list, a table or a whole section takes JSON: ``WIREHUB_CLIENT__ALLOWED_ORIGINS='["x"]'``.
-   JSON that does not parse is an error naming the variable and the option.
+   JSON that does not parse is an error naming the variable and the option. An option
+   that is text or a list (``engine.redis.address``) takes the text as it is, and JSON
+   when it starts with ``[`` or ``{``.
 3. A variable naming no section (``WIREHUB_SERVR__PORT``) is reported through ``warn`` with
    the closest section name, and ignored: the environment holds other programs' variables
    too. ``WIREHUB_TEST*`` and ``WIREHUB_STRICT`` belong to wirehub's test suite and are
@@ -100,6 +102,8 @@ def _value(model: type[BaseModel], path: tuple[str, ...], variable: str, raw: st
             raise EnvError(f"{variable}: {option} has no sub-options")
     if not _structured(annotation):
         return raw
+    if _takes_text(annotation) and not raw.lstrip().startswith(("[", "{")):
+        return raw  # `str | list[str]`: a plain value is the text, JSON the list
     try:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -111,6 +115,12 @@ def _model(annotation: Any) -> type[BaseModel] | None:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     return None
+
+
+def _takes_text(annotation: Any) -> bool:
+    """Whether a union option also takes a plain string."""
+    origin = typing.get_origin(annotation)
+    return origin in (typing.Union, types.UnionType) and str in typing.get_args(annotation)
 
 
 def _structured(annotation: Any) -> bool:

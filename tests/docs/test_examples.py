@@ -16,6 +16,7 @@ import pytest
 from centrifuge import Client, PublicationContext, ReplyError, SubscriptionEventHandler
 
 from tests.docs.readme import ROOT
+from tests.support.pysdk import disconnect
 from tests.support.server import ServerProcess, timeout
 
 pytestmark = [pytest.mark.anyio, pytest.mark.interop]
@@ -38,13 +39,7 @@ async def connected(url: str, **options: object) -> AsyncIterator[Client]:
     try:
         yield client
     finally:
-        await client.disconnect()
-        # disconnect() starts the closing handshake in a task nothing awaits: wait for it,
-        # or the loop closes under the socket (ResourceWarning, an error in a later test).
-        # As tests/interop/test_python_sdk.py does: no public way (centrifuge-python 0.7).
-        tasks = set(getattr(client, "_background_tasks", ()))
-        if tasks:
-            await asyncio.wait(tasks, timeout=WAIT)
+        await disconnect(client)
 
 
 async def test_handlers_example() -> None:

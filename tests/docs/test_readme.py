@@ -185,16 +185,26 @@ _COMMANDS: list[tuple[str, str]] = [
         r"^\.venv/bin/wirehub serve --config config/development\.toml --app examples/handlers\.py:create_node$",
         "run by tests/docs/test_examples.py::test_handlers_example",
     ),
+    (
+        r"^wirehub serve --config wirehub\.toml --workers \d+$",
+        "run by tests/test_workers.py::test_two_workers_behave_as_one_server (2 workers)",
+    ),
+    (
+        r"^WIREHUB_ENGINE__REDIS__ADDRESS=\S+ +uvicorn examples\.fastapi_redis:app --workers \d+",
+        "run by tests/test_workers.py::test_the_fastapi_example_under_uvicorn_workers",
+    ),
 ]
 
 
 def _shell_lines() -> list[tuple[Block, str]]:
-    return [
-        (block, line.split("  #")[0].strip())
-        for block in _of("sh")
-        for line in block.code.splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
+    """Each command of the shell blocks, continuation lines joined, comments dropped."""
+    found = []
+    for block in _of("sh"):
+        text = re.sub(r"\\\n\s*", "", block.code)
+        for line in text.splitlines():
+            if line.strip() and not line.startswith("#"):
+                found.append((block, line.split("  #")[0].strip()))
+    return found
 
 
 @pytest.mark.parametrize(("block", "line"), _shell_lines(), ids=_ids)
@@ -220,3 +230,10 @@ def test_every_wirehub_name_in_the_readme_is_exported() -> None:
     assert names, "found no names"
     missing = sorted(name for name in names if not hasattr(wirehub, name))
     assert missing == []
+
+
+@pytest.mark.parametrize("block", _of("toml"), ids=_ids)
+def test_toml_block_is_a_valid_configuration(block: Block, tmp_path: Path) -> None:
+    path = tmp_path / "wirehub.toml"
+    path.write_text(block.code, encoding="utf-8")
+    wirehub.load_config(path, environ=False)

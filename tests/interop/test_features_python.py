@@ -13,7 +13,6 @@ The configuration, the tokens and the disconnect recorder are shared with
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import tomllib
@@ -49,9 +48,10 @@ from centrifuge import (
 )
 from centrifuge.types import Publication
 
-from tests.interop.helpers import SECRET, WAIT, EventLog, event
+from tests.interop.helpers import SECRET, EventLog, event
 from tests.support.inprocess import serve_node
 from tests.support.proxy import TcpProxy
+from tests.support.pysdk import disconnect
 from tests.support.server import timeout
 from wirehub import Config, Node, load_config
 from wirehub.core.events import DisconnectEvent, RPCEvent, RPCReply
@@ -327,12 +327,7 @@ async def py_client(
         yield PyClient(client, log, encoding == "protobuf")
     finally:
         with anyio.CancelScope(shield=True):
-            await client.disconnect()
-            # As in test_python_sdk.py: wait for the closing handshake, which runs in
-            # SDK tasks that nothing awaits (private attribute, centrifuge-python 0.7).
-            tasks = set(getattr(client, "_background_tasks", ()))
-            if tasks:
-                await asyncio.wait(tasks, timeout=WAIT)
+            await disconnect(client)
 
 
 @pytest.fixture(params=ENCODINGS)

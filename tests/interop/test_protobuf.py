@@ -9,7 +9,6 @@ so that JSON clients of the same channel can read it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -27,8 +26,9 @@ from centrifuge import (
     SubscriptionEventHandler,
 )
 
-from tests.interop.helpers import CHAT, WAIT, EventLog, config_toml, event, make_token
+from tests.interop.helpers import CHAT, EventLog, config_toml, event, make_token
 from tests.interop.test_js_sdk import JS_DIR, JsClient, _node
+from tests.support.pysdk import disconnect
 from tests.support.server import ServerProcess
 
 pytestmark = [pytest.mark.anyio, pytest.mark.interop]
@@ -91,11 +91,7 @@ async def sdk_client(
         yield client, log
     finally:
         with anyio.CancelScope(shield=True):
-            await client.disconnect()
-            # As in test_python_sdk.py: wait for the SDK's closing handshake (its tasks).
-            tasks = set(getattr(client, "_background_tasks", ()))
-            if tasks:
-                await asyncio.wait(tasks, timeout=WAIT)
+            await disconnect(client)
 
 
 async def test_python_protobuf_client(server_factory: StartServer) -> None:

@@ -7,7 +7,6 @@ event loop, so anything that blocks (stopping the server) runs in a thread.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -40,7 +39,6 @@ from tests.interop.helpers import (
     LOCKED,
     SECRET,
     UNKNOWN,
-    WAIT,
     EventLog,
     config_toml,
     event,
@@ -49,6 +47,7 @@ from tests.interop.helpers import (
     one_connection_only,
 )
 from tests.support.inprocess import serve_node
+from tests.support.pysdk import disconnect
 from tests.support.server import ServerProcess, timeout
 from wirehub import Node
 
@@ -152,21 +151,7 @@ async def py_client(
         yield PyClient(client, log, requests)
     finally:
         with anyio.CancelScope(shield=True):
-            await client.disconnect()
-            await _closed(client)
-
-
-async def _closed(client: Client) -> None:
-    """Wait for the SDK's background tasks, the socket's closing handshake among them.
-
-    disconnect() only starts that handshake, in a task nothing awaits: were the test to
-    end first, the loop would be closed under it and the socket leak (a ResourceWarning,
-    an error here). The SDK offers no public way to wait for it, hence the private
-    attribute (centrifuge-python 0.7).
-    """
-    tasks = set(getattr(client, "_background_tasks", ()))
-    if tasks:
-        await asyncio.wait(tasks, timeout=WAIT)
+            await disconnect(client)
 
 
 class _PingRecorder(logging.Handler):

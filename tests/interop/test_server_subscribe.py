@@ -16,8 +16,8 @@ from centrifuge import (
     ServerUnsubscribedContext,
 )
 
-from tests.interop.test_python_sdk import _closed as closed
 from tests.support.inprocess import serve_node
+from tests.support.pysdk import disconnect
 from tests.support.server import timeout
 from wirehub import Node, load_config
 
@@ -68,5 +68,4 @@ async def test_runtime_server_side_subscription(protobuf: bool) -> None:
             assert await node.unsubscribe("alerts:1", client=client_id) == 1
             assert await events.next() == ("unsubscribed", "alerts:1")
         finally:
-            await client.disconnect()
-            await closed(client)
+            await disconnect(client)
