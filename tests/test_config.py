@@ -290,7 +290,10 @@ def test_config_is_frozen() -> None:
 def test_genconfig_parses_and_loads_to_the_defaults(tmp_path: Path) -> None:
     text = render_config()
     data = tomllib.loads(text)
-    assert set(data) == {"server", "client", "channel", "websocket", "demo"}
+    assert set(data) == {
+        *("server", "client", "channel", "websocket", "demo"),
+        *("http_api", "prometheus", "log", "node"),
+    }
     path = write(tmp_path, text)
     assert load_config(path, environ=False) == Config.model_validate({})
 

@@ -40,7 +40,7 @@ its **metadata**, the position ``{offset, epoch}``:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from wirehub.protocol.types import ClientInfo, Publication, StreamPosition
 
@@ -48,8 +48,11 @@ __all__ = [
     "DEFAULT_HISTORY_META_TTL",
     "Broker",
     "BrokerEventHandler",
+    "ControlEventHandler",
+    "Controller",
     "HistoryOptions",
     "HistoryPage",
+    "Pingable",
     "PresenceManager",
     "PresenceStats",
     "PublishOptions",
@@ -161,3 +164,43 @@ class PresenceManager(Protocol):
     async def add_presence(self, channel: str, info: ClientInfo) -> None: ...
 
     async def remove_presence(self, channel: str, client_id: str) -> None: ...
+
+
+class ControlEventHandler(Protocol):
+    """What a controller calls back. Implemented by the core; must not block."""
+
+    def handle_control(self, data: bytes) -> None: ...
+
+
+class Controller(Protocol):
+    """Node-to-node messages: server-API actions on connections held by other nodes,
+    surveys, node heartbeats. ``data`` is opaque here: the core encodes and checks it."""
+
+    async def start(self, handler: ControlEventHandler, node_id: str) -> None:
+        """Connect; from now on deliver control messages for this node (addressed to
+        `node_id`, or broadcast) to `handler`."""
+        ...
+
+    async def close(self) -> None:
+        """Stop delivering and release connections. Idempotent."""
+        ...
+
+    async def publish_control(self, data: bytes, node_id: str = "") -> None:
+        """Send `data` to node `node_id`, or to every node when `node_id` is "".
+        A broadcast may come back to the sender: the core drops messages whose sender id
+        (inside `data`) is its own, and applies its own actions locally itself.
+        At most once. Raises on failure (the caller turns that into an error)."""
+        ...
+
+
+@runtime_checkable
+class Pingable(Protocol):
+    """Optional capability of a broker or presence manager: a cheap liveness probe.
+
+    ``/ready`` calls it (under a timeout) on every backend that has it; a backend
+    without it counts as ready while the node runs.
+    """
+
+    async def ping(self) -> None:
+        """Return once the backend answered; raise if it can't be reached."""
+        ...

@@ -32,6 +32,8 @@ import msgspec
 from wirehub.brokers.base import (
     Broker,
     BrokerEventHandler,
+    ControlEventHandler,
+    Controller,
     HistoryOptions,
     HistoryPage,
     PresenceManager,
@@ -40,7 +42,7 @@ from wirehub.brokers.base import (
 )
 from wirehub.protocol.types import ClientInfo, Publication, StreamPosition
 
-__all__ = ["MemoryBroker", "MemoryPresenceManager"]
+__all__ = ["MemoryBroker", "MemoryController", "MemoryPresenceManager"]
 
 _EPOCH_ALPHABET = string.ascii_letters
 
@@ -302,5 +304,27 @@ class MemoryPresenceManager:
                 del self._channels[channel]
 
 
+class MemoryController:
+    """The controller of a node alone in its process: there is no other node to reach.
+
+    The core applies its own actions locally itself, so a broadcast delivers nothing
+    here, and neither does a message to another node id (no such node exists).
+    """
+
+    def __init__(self) -> None:
+        self._handler: ControlEventHandler | None = None
+
+    async def start(self, handler: ControlEventHandler, node_id: str) -> None:
+        self._handler = handler
+
+    async def close(self) -> None:
+        self._handler = None
+
+    async def publish_control(self, data: bytes, node_id: str = "") -> None:
+        if self._handler is None:
+            raise RuntimeError("the controller is not running")
+
+
 _: type[Broker] = MemoryBroker
 __: type[PresenceManager] = MemoryPresenceManager
+___: type[Controller] = MemoryController

@@ -12,25 +12,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 
 from msgspec import Raw
 
 from wirehub._version import __version__
 from wirehub.brokers.base import (
     Broker,
+    Controller,
     HistoryOptions,
-    HistoryPage,
     PresenceManager,
     PublishOptions,
 )
 from wirehub.config import Config, NamespaceOptions
 from wirehub.core.channels import ChannelRules
 from wirehub.core.client import Client
+from wirehub.core.cluster import Cluster
 from wirehub.core.events import (
     ConnectEvent,
     ConnectHandler,
@@ -54,8 +56,11 @@ from wirehub.core.events import (
 )
 from wirehub.core.flusher import TickFlusher
 from wirehub.core.hub import Hub
+from wirehub.core.idempotency import IdempotencyCache
+from wirehub.core.metrics import NodeMetrics
 from wirehub.core.payload import EMPTY, to_raw
 from wirehub.core.positions import PositionChecker
+from wirehub.core.server_api import ServerAPI
 from wirehub.core.subscriptions import (
     Subscribed,
     for_client,
@@ -74,7 +79,7 @@ from wirehub.errors import (
     Disconnect,
 )
 from wirehub.protocol.codec import Codec
-from wirehub.protocol.codes import ErrorCode, UnsubscribeCode
+from wirehub.protocol.codes import ErrorCode
 from wirehub.protocol.types import (
     ClientInfo,
     ConnectRequest,
@@ -90,9 +95,7 @@ from wirehub.protocol.types import (
     RPCRequest,
     RPCResult,
     StreamPosition,
-    Subscribe as SubscribePush,
     SubscribeRequest,
-    Unsubscribe,
 )
 from wirehub.transports.base import Transport
 
@@ -113,7 +116,7 @@ _NO_AUTH = (
 )
 
 
-class Node:
+class Node(ServerAPI):
     """A wirehub server node.
 
     Use it as an async context manager; connections are accepted only while it runs::
@@ -132,6 +135,9 @@ class Node:
         presence_manager: where presence lives; in memory by default.
         token_verifier: checks connection tokens; by default a JWT verifier built from
             ``config.client.token`` (none when no key is configured).
+        controller: carries messages to the other nodes (server actions on their
+            connections, surveys, heartbeats); the broker when it is one, else none
+            is needed (a node alone in its process).
         clock: seconds since the epoch, injectable for tests.
     """
 
@@ -142,6 +148,7 @@ class Node:
         broker: Broker | None = None,
         presence_manager: PresenceManager | None = None,
         token_verifier: TokenVerifier | None = _NO_VERIFIER,
+        controller: Controller | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config if config is not None else Config.model_validate({})
@@ -180,6 +187,13 @@ class Node:
         self._positions_task: asyncio.Task[None] | None = None
         self._connecting: set[Client] = set()
         """Attached clients not yet in the hub (no connect yet), for close()."""
+        self.shutting_down = False
+        """Set once close() began (``/ready`` answers 503 from then on)."""
+        self.metrics = NodeMetrics(self) if self.config.prometheus.enabled else None
+        self.hub.metrics = None if self.metrics is None else self.metrics.hub
+        self.cluster = Cluster(self, _controller(broker, controller), name=_node_name(self.config))
+        suppressed = None if self.metrics is None else self.metrics.idempotency_suppressed.inc
+        self._idempotency = IdempotencyCache(on_suppressed=suppressed)
 
     # Handlers, usable as decorators.
 
@@ -249,7 +263,9 @@ class Node:
         anonymous = self.config.client.allow_anonymous_connect_without_token
         if self._verifier is None and self._on_connecting is None and not anonymous:
             logger.warning("every connection will be refused: %s", _NO_AUTH)
+        self.shutting_down = False
         await self.broker.start(self)
+        await self.cluster.start()
         delay = self.config.client.channel_position_check_delay
         if delay > 0:
             self._positions_task = self._loop.create_task(
@@ -260,12 +276,14 @@ class Node:
         """Disconnect every client (3001 "shutdown" by default) and stop."""
         if self._loop is None:
             return
+        self.shutting_down = True
         for client in [*self.hub.clients(), *self._connecting]:
             client.disconnect(disconnect)
         positions, self._positions_task = self._positions_task, None
         if positions is not None:
             positions.cancel()
             await asyncio.wait([positions])
+        await self.cluster.close()
         await self.broker.close()
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=_TASKS_GRACE)
@@ -289,40 +307,7 @@ class Node:
             raise RuntimeError("the node is not running: use `async with node:`")
         return self._flusher
 
-    # Server API.
-
-    async def publish(
-        self, channel: str, data: Any, *, tags: dict[str, str] | None = None
-    ) -> StreamPosition:
-        """Publish ``data`` (any JSON value, or ``bytes`` of JSON) into ``channel``.
-
-        Returns the stream position: the publication's offset and the epoch when the
-        namespace keeps history, offset 0 otherwise.
-
-        Raises:
-            ClientError: 102 for an unknown namespace, 107 for an invalid name.
-            ValueError: ``data`` is not JSON.
-        """
-        options = self.rules.namespace(channel)
-        publication = Publication(data=to_raw(data), tags=tags or None)
-        return await self.broker.publish(channel, publication, self._publish_options(options))
-
-    async def history(
-        self,
-        channel: str,
-        *,
-        limit: int = 0,
-        since: StreamPosition | None = None,
-        reverse: bool = False,
-    ) -> HistoryPage:
-        """Read a channel's history (``limit`` 0: only the position, < 0: all)."""
-        options = self.rules.namespace(channel)
-        meta_ttl = self.rules.history_meta_ttl(options)
-        return await self.broker.history(channel, HistoryOptions(since, limit, reverse, meta_ttl))
-
-    async def presence(self, channel: str) -> dict[str, ClientInfo]:
-        self.rules.namespace(channel)
-        return await self.presence_manager.presence(channel)
+    # Server API: publish, subscribe, history, ... come from ServerAPI (server_api.py).
 
     def send(self, data: Any, *, client: str | None = None, user: str | None = None) -> int:
         """Push a ``message`` to one connection, or to every connection of ``user`` on
@@ -337,60 +322,6 @@ class Node:
             target.enqueue(encoded[codec.name])
         return len(targets)
 
-    async def subscribe(
-        self, channel: str, *, client: str | None = None, user: str | None = None
-    ) -> int:
-        """Subscribe connections to ``channel`` from the server (a server-side
-        subscription): they get a ``subscribe`` push, then its publications. Return how
-        many were subscribed.
-
-        Raises:
-            ClientError: 102 for an unknown namespace, 107 for an invalid name.
-        """
-        self.rules.namespace(channel)
-        count = 0
-        for target in self._targets("subscribe", client, user):
-            if channel in target.channels or target.closed:
-                continue
-            subscribed = await subscribe_channel(
-                self, target, SubscribeRequest(channel=channel), server_side=True
-            )
-            if subscribed is None:
-                continue
-            result = subscribed.result
-            target.push(
-                Push(
-                    channel=channel,
-                    subscribe=SubscribePush(
-                        recoverable=result.recoverable,
-                        epoch=result.epoch,
-                        offset=result.offset,
-                        positioned=result.positioned,
-                        data=result.data,
-                    ),
-                )
-            )
-            for publication in subscribed.live:
-                target.push(Push(channel=channel, pub=publication))
-            await self.after_subscribe(target, channel)
-            count += 1
-        return count
-
-    async def unsubscribe(
-        self, channel: str, *, client: str | None = None, user: str | None = None
-    ) -> int:
-        """Unsubscribe connections from ``channel`` (client-side or server-side
-        subscriptions): they get an ``unsubscribe`` push with code 2000 (terminal)."""
-        count = 0
-        for target in self._targets("unsubscribe", client, user):
-            if channel not in target.channels:
-                continue
-            await self.unsubscribe_client(target, channel)
-            unsubscribe = Unsubscribe(code=UnsubscribeCode.SERVER, reason="server unsubscribe")
-            target.push(Push(channel=channel, unsubscribe=unsubscribe))
-            count += 1
-        return count
-
     def _targets(self, method: str, client: str | None, user: str | None) -> list[Client]:
         if (client is None) == (user is None):
             raise TypeError(f"{method}() takes exactly one of client= or user=")
@@ -402,6 +333,11 @@ class Node:
     @property
     def num_clients(self) -> int:
         return self.hub.num_clients
+
+    @property
+    def num_nodes(self) -> int:
+        """Nodes in the cluster's registry, this one included."""
+        return self.cluster.num_nodes
 
     # Transport side.
 
@@ -418,6 +354,8 @@ class Node:
     def handle_publication(
         self, channel: str, publication: Publication, position: StreamPosition
     ) -> None:
+        if self.metrics is not None:
+            self.metrics.publication_received.inc()
         self.hub.broadcast_publication(channel, publication, position)
 
     def handle_join(self, channel: str, info: ClientInfo) -> None:
@@ -425,6 +363,11 @@ class Node:
 
     def handle_leave(self, channel: str, info: ClientInfo) -> None:
         self.hub.broadcast_leave(channel, info)
+
+    # Controller side.
+
+    def handle_control(self, data: bytes) -> None:
+        self.cluster.handle_control(data)
 
     # Client side: called by Client only.
 
@@ -461,7 +404,7 @@ class Node:
             logger.info("client %s sent no credentials", client.id)
         raise DISCONNECT_BAD_REQUEST
 
-    async def refresh(self, client: Client, token: str) -> int | None:
+    async def client_refresh(self, client: Client, token: str) -> int | None:
         """The connection's new expiry after a ``refresh`` command."""
         if self._on_refresh is not None:
             reply = await self._on_refresh(RefreshEvent(client.id, client.user, token))
@@ -487,9 +430,21 @@ class Node:
             raise ClientError(ERROR_PERMISSION_DENIED.code, ERROR_PERMISSION_DENIED.message)
         return self._verifier.verify_subscription(token)
 
-    def client_connected(self, client: Client) -> None:
+    def client_connected(self, client: Client, name: str = "", version: str = "") -> None:
         self._connecting.discard(client)
         self.hub.add(client)
+        info = client.transport.info
+        logger.info(
+            "client %s connected: user %s, transport %s, protocol %s",
+            client.id,
+            _printable(client.user),
+            info.name,
+            info.protocol,
+            extra={"client": client.id, "user": client.user, "transport": info.name},
+        )
+        if self.metrics is not None:
+            client.metric_labels = self.metrics.client_labels(name, version)
+            self.metrics.connection_accepted(info.name, client.metric_labels)
 
     async def notify_connect(self, client: Client) -> None:
         if self._on_connect is None:
@@ -508,7 +463,21 @@ class Node:
         client.channels.clear()
         for channel, context in subscriptions.items():
             self._spawn(unsubscribe_cleanup(self, client, channel, context))
-        logger.debug("client %s closed: %d %s", client.id, disconnect.code, disconnect.reason)
+        logger.log(
+            logging.INFO if was_connected else logging.DEBUG,
+            "client %s closed: %d %s",
+            client.id,
+            disconnect.code,
+            disconnect.reason,
+            extra={"client": client.id, "code": disconnect.code},
+        )
+        if self.metrics is not None:
+            self.metrics.connection_closed(
+                client.transport.info.name,
+                client.metric_labels if was_connected else None,
+                disconnect.code,
+                by_server=disconnect.code != _CONNECTION_CLOSED,
+            )
         if was_connected and self._on_disconnect is not None:
             event = DisconnectEvent(client.id, client.user, disconnect.code, disconnect.reason)
             self._spawn(self._on_disconnect(event))
@@ -570,6 +539,8 @@ class Node:
         info = client.channel_info(channel, client.channels.get(channel))
         publication = Publication(data=data, info=info)
         await self.broker.publish(channel, publication, self._publish_options(options))
+        if self.metrics is not None:
+            self.metrics.publication_sent.inc()
 
     async def client_history(self, client: Client, request: HistoryRequest) -> HistoryResult:
         channel = request.channel
@@ -648,3 +619,25 @@ def _connecting_event(client: Client, request: ConnectRequest) -> ConnectingEven
 
 
 _NO_HISTORY = PublishOptions()
+
+
+def _controller(broker: Broker, controller: Controller | None) -> Controller:
+    if controller is not None:
+        return controller
+    if callable(getattr(broker, "publish_control", None)):
+        return cast(Controller, broker)
+    from wirehub.brokers.memory import MemoryController
+
+    return MemoryController()
+
+
+def _node_name(config: Config) -> str:
+    return config.node.name or f"{socket.gethostname()}_{config.server.port}"
+
+
+def _printable(text: str, limit: int = 100) -> str:
+    """Attacker-influenced text (a user id) as a log shows it: quoted, escaped, bounded."""
+    return repr(text[:limit] + ("..." if len(text) > limit else ""))
+
+
+_CONNECTION_CLOSED = 3000
