@@ -19,6 +19,8 @@ the order they are checked (``centrifugo-server-side.md`` §4.2):
    ``X-Centrifugo-Error-Mode: transport``, errors get an HTTP status instead (100 ->
    500, 102/104 -> 404, 107/108 -> 400, 112 -> 416, 113 -> 409, others 500) and the
    body ``{"code": N, "message": ".."}``; ``batch`` is always 200.
+7. ``batch`` answers ``{"replies": [...]}`` without the ``result`` envelope (as
+   Centrifugo's ``BatchResponse``, and as ``cent`` reads it).
 
 The key is never logged.
 """
@@ -140,7 +142,9 @@ class ApiApp:
             else:
                 await _respond(send, 200, _encode(_Error(exc.body)), _JSON)
             return
-        await _respond(send, 200, _encode(_Result(result)), _JSON)
+        # batch answers {"replies": [...]} itself, with no result envelope (as cent reads it).
+        answer = result if method == "batch" else _Result(result)
+        await _respond(send, 200, _encode(answer), _JSON)
 
 
 class _Gone(Exception):
