@@ -54,7 +54,7 @@ from centrifuge import (
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.interop.helpers import SECRET, WAIT, EventLog, event, make_token
+from tests.interop.helpers import SECRET, EventLog, event, make_token
 from tests.interop.test_python_sdk import _closed
 from tests.support.server import ServerProcess
 from wirehub.cli import main
@@ -242,9 +242,12 @@ async def test_broadcast_with_the_async_client(server: Running) -> None:
         channels = ["news:bc1", "room:bc2", "nowhere:x"]
         result = await cent.broadcast(BroadcastRequest(channels=channels, data={"all": 1}))
         first, second, third = result.responses
-        assert first.error is None and first.result is not None
-        assert second.result is not None and second.result.offset == 1
-        assert third.error is not None and third.error.code == 102
+        assert first.error is None
+        assert first.result is not None
+        assert second.result is not None
+        assert second.result.offset == 1
+        assert third.error is not None
+        assert third.error.code == 102
         for channel in channels[:2]:
             await reader.log.wait_for(event("publication", channel=channel, data={"all": 1}))
 
@@ -307,8 +310,12 @@ async def test_presence_history_channels_and_info(server: Running) -> None:
         channels = await call(cent.channels, ChannelsRequest(pattern="room:p?"))
         assert {name: c.num_clients for name, c in channels.channels.items()} == {"room:ph": 1}
         (node,) = (await call(cent.info, InfoRequest())).nodes
-        assert node.uid and node.name and node.version
-        assert node.num_clients >= 1 and node.num_channels >= 1 and node.num_subs >= 1
+        assert node.uid
+        assert node.name
+        assert node.version
+        assert node.num_clients >= 1
+        assert node.num_channels >= 1
+        assert node.num_subs >= 1
     cent.close()
 
 
@@ -366,7 +373,8 @@ async def test_cli_verbs(server: Running) -> None:
         code, out, _ = await call(cli, server, "channels", "--pattern", "room:cli")
         assert json.loads(out) == {"channels": {"room:cli": {"num_clients": 1}}}
         code, out, _ = await call(cli, server, "info", "--pretty")
-        assert out.startswith("{\n") and json.loads(out)["nodes"][0]["num_clients"] >= 1
+        assert out.startswith("{\n")
+        assert json.loads(out)["nodes"][0]["num_clients"] >= 1
         code, out, _ = await call(cli, server, "disconnect", "cli-1", "--code", "4502")
         assert (code, json.loads(out)) == (0, {})
         await reader.log.wait_for(event("disconnected", code=4502))
@@ -459,4 +467,3 @@ async def test_logs_are_json_lines_without_secrets(server: Running) -> None:
         json.loads(text)  # every line is one JSON object
     assert KEY not in server.process.log
     assert SECRET not in server.process.log
-

@@ -47,6 +47,7 @@ from wirehub.core.control import (
     UnsubscribeCommand,
 )
 from wirehub.core.glob import compile_glob
+from wirehub.protocol.types import EMPTY_RAW
 
 if TYPE_CHECKING:
     from wirehub.brokers.base import Controller
@@ -233,7 +234,7 @@ class Cluster:
         self._surveys[survey_id] = survey
         try:
             if survey.waiting:
-                request = SurveyRequest(uid=self.id, id=survey_id, op=op, data=msgspec.Raw(data))
+                request = SurveyRequest(uid=self.id, id=survey_id, op=op, data=_raw(data))
                 await self._publish(request)
             answers = {self.id: self._answer(op, data)}
             if survey.waiting:
@@ -266,7 +267,7 @@ class Cluster:
         return self._response(0, _UNKNOWN_OP)
 
     def _response(self, survey_id: int, code: int, data: bytes = b"") -> SurveyResponse:
-        return SurveyResponse(uid=self.id, id=survey_id, code=code, data=msgspec.Raw(data))
+        return SurveyResponse(uid=self.id, id=survey_id, code=code, data=_raw(data))
 
     def _channels(self, pattern: str) -> bytes:
         match = compile_glob(pattern).fullmatch
@@ -322,6 +323,11 @@ class Cluster:
                 raise
             except Exception:
                 logger.exception("control message %s failed", type(message).__name__)
+
+
+def _raw(data: bytes) -> msgspec.Raw:
+    # An empty Raw is left out by the encoder only as the protocol's own instance.
+    return msgspec.Raw(data) if data else EMPTY_RAW
 
 
 class _ChannelsRequest(msgspec.Struct):
