@@ -323,3 +323,10 @@ def test_genconfig_namespace_example_works_uncommented(tmp_path: Path) -> None:
     example = text + "\n" + "\n".join(block) + "\n"
     config = load_config(write(tmp_path, example), environ=False)
     assert [ns.name for ns in config.channel.namespaces] == ["chat"]
+
+
+@pytest.mark.parametrize("name", ["development.toml", "production.toml"])
+def test_shipped_configs_load(name: str) -> None:
+    config = load_config(Path(__file__).parent.parent / "config" / name, environ=False)
+    assert config.http_api.key or name == "production.toml"  # production: from the env
+    assert config.prometheus.enabled
