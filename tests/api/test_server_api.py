@@ -380,6 +380,15 @@ async def test_cli_verbs(server: Running) -> None:
         await reader.log.wait_for(event("disconnected", code=4502))
     code, out, err = await call(cli, server, "publish", "nowhere:1", "1")
     assert (code, out, err) == (1, "", "wirehub: error 102: unknown channel\n")
+    code, out, _ = await call(cli, server, "presence-stats", "room:cli")
+    assert (code, json.loads(out)) == (0, {"num_clients": 0, "num_users": 0})
+    code, out, _ = await call(cli, server, "api", "history_remove", '{"channel": "room:cli"}')
+    assert (code, json.loads(out)) == (0, {})
+    result = await call(
+        CliRunner().invoke, main, ["info", "--api-url", server.api_url, "--api-key", "wrong"]
+    )
+    assert result.exit_code == 1
+    assert "unauthorized" in result.stderr
 
 
 # Internal port, health, metrics, logs.

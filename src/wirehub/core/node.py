@@ -359,9 +359,13 @@ class Node(ServerAPI):
         self.hub.broadcast_publication(channel, publication, position)
 
     def handle_join(self, channel: str, info: ClientInfo) -> None:
+        if self.metrics is not None:
+            self.metrics.join_received.inc()
         self.hub.broadcast_join(channel, info)
 
     def handle_leave(self, channel: str, info: ClientInfo) -> None:
+        if self.metrics is not None:
+            self.metrics.leave_received.inc()
         self.hub.broadcast_leave(channel, info)
 
     # Controller side.
@@ -504,6 +508,8 @@ class Node(ServerAPI):
             await self.presence_manager.add_presence(channel, info)
         if context.join_leave:
             await self.broker.publish_join(channel, info)
+            if self.metrics is not None:
+                self.metrics.join_sent.inc()
 
     async def unsubscribe_client(self, client: Client, channel: str) -> None:
         context = client.channels.pop(channel, None)

@@ -350,4 +350,6 @@ async def unsubscribe_cleanup(
         await node.presence_manager.remove_presence(channel, client.id)
     if context.join_leave:
         await node.broker.publish_leave(channel, client.channel_info(channel, context))
+        if node.metrics is not None:
+            node.metrics.leave_sent.inc()
     await node.release_channel(channel)
