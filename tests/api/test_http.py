@@ -208,6 +208,15 @@ async def test_transport_error_mode_by_header_and_by_config() -> None:
         assert ok.json() == {"result": {}}
 
 
+async def test_rpc_has_no_methods() -> None:
+    """As Centrifugo OSS: no server-side RPC extensions, so every call is 104."""
+    async with api() as http:
+        missing = (await post(http, "rpc", {})).json()["error"]
+        assert missing == {"code": 107, "message": "bad request: method required"}
+        unknown = (await post(http, "rpc", {"method": "x", "params": {"a": 1}})).json()
+        assert unknown == {"error": {"code": 104, "message": "not found"}}
+
+
 # Batch.
 
 

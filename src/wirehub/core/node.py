@@ -544,9 +544,7 @@ class Node(ServerAPI):
                 data = to_raw(reply.data)
         info = client.channel_info(channel, client.channels.get(channel))
         publication = Publication(data=data, info=info)
-        await self.broker.publish(channel, publication, self._publish_options(options))
-        if self.metrics is not None:
-            self.metrics.publication_sent.inc()
+        await self.publish_publication(channel, publication, self._publish_options(options))
 
     async def client_history(self, client: Client, request: HistoryRequest) -> HistoryResult:
         channel = request.channel

@@ -104,9 +104,20 @@ class ServerAPI:
         payload = _binary(data) if binary else to_raw(data)
         publication = Publication(data=payload, tags=tags or None)
         how = NO_HISTORY if skip_history else self._publish_options(options)
+        return await self.publish_publication(channel, publication, how, idempotency_key)
+
+    async def publish_publication(
+        self,
+        channel: str,
+        publication: Publication,
+        options: PublishOptions,
+        idempotency_key: str = "",
+    ) -> StreamPosition:
+        """Hand a checked publication to the broker: the one step every publish shares
+        (the server API's, the in-process API's, a client's ``publish`` command)."""
 
         async def publish() -> StreamPosition:
-            position = await self.broker.publish(channel, publication, how)
+            position = await self.broker.publish(channel, publication, options)
             if self.metrics is not None:
                 self.metrics.publication_sent.inc()
             return position
