@@ -16,6 +16,7 @@ import pytest
 from centrifuge import Client, PublicationContext, ReplyError, SubscriptionEventHandler
 
 from tests.docs.readme import ROOT
+from tests.interop.test_python_sdk import _closed
 from tests.support.server import ServerProcess, timeout
 
 pytestmark = [pytest.mark.anyio, pytest.mark.interop]
@@ -39,6 +40,9 @@ async def connected(url: str, **options: object) -> AsyncIterator[Client]:
         yield client
     finally:
         await client.disconnect()
+        # disconnect() only starts the closing handshake, in a task: wait for it, or the
+        # socket is left for the garbage collector (a ResourceWarning in a later test).
+        await _closed(client)
 
 
 async def test_handlers_example() -> None:
