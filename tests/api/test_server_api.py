@@ -114,8 +114,9 @@ class Running:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     path = tmp_path_factory.mktemp("server-api") / "wirehub.toml"
     path.write_text(CONFIG, encoding="utf-8")
-    process = ServerProcess(path).start()
+    process = ServerProcess(path)
     try:
+        process.start()  # inside the try: a server that never says it is ready is stopped too
         match = process.wait_for(r"internal endpoints at http://127\.0\.0\.1:(\d+)")
         yield Running(process, int(match.group(1)))
     finally:
