@@ -290,7 +290,10 @@ def test_config_is_frozen() -> None:
 def test_genconfig_parses_and_loads_to_the_defaults(tmp_path: Path) -> None:
     text = render_config()
     data = tomllib.loads(text)
-    assert set(data) == {"server", "client", "channel", "websocket", "demo", "engine"}
+    assert set(data) == {
+        *("server", "client", "channel", "websocket", "demo", "engine"),
+        *("http_api", "prometheus", "log", "node"),
+    }
     path = write(tmp_path, text)
     assert load_config(path, environ=False) == Config.model_validate({})
 
@@ -331,3 +334,10 @@ def test_text_or_list_option_from_the_environment(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("WIREHUB_ENGINE__REDIS__ADDRESS", "[redis://a:1")
     with pytest.raises(ConfigError, match=r"^WIREHUB_ENGINE__REDIS__ADDRESS .* must be JSON"):
         load_config()
+
+
+@pytest.mark.parametrize("name", ["development.toml", "production.toml"])
+def test_shipped_configs_load(name: str) -> None:
+    config = load_config(Path(__file__).parent.parent / "config" / name, environ=False)
+    assert config.http_api.key or name == "production.toml"  # production: from the env
+    assert config.prometheus.enabled

@@ -1,10 +1,21 @@
 """wirehub as an ASGI application: mount it in FastAPI or Starlette, or serve it alone.
 
-Routes, relative to where the app is mounted:
+Routes, relative to where the app is mounted. Public (client-facing):
 
 - ``/connection/websocket``: the client protocol over WebSocket;
-- ``/health``: 200 while the node runs, 503 otherwise;
 - ``/`` and ``/demo/centrifuge.js``: the live chat demo, when ``demo.enabled``.
+
+Internal (for backends and operators; on ``server.internal_port`` when it is set):
+
+- ``POST /api/<method>``: the server API (:mod:`wirehub.api.http`);
+- ``/metrics``: Prometheus metrics, when ``prometheus.enabled``;
+- ``/health``: liveness, always 200 ``{}``;
+- ``/ready``: 200 ``{}`` while the node runs and its broker answers a probe within
+  :data:`READY_TIMEOUT` seconds; 503 before start, while shutting down, or when the
+  broker does not answer.
+
+``create_app(node, endpoints="public")`` and ``endpoints="internal"`` split them
+between two listeners; the default serves both.
 
 Mounted apps get no lifespan events (Starlette's ``Mount`` does not forward them), so
 the host runs the node in its own lifespan::
@@ -25,19 +36,31 @@ lifespan=True)``.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 
+from wirehub.api.http import ApiApp
+from wirehub.brokers.base import Pingable
+from wirehub.core.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from wirehub.core.node import Node
 from wirehub.demo.assets import find_client_script
 from wirehub.transports.asgi_websocket import serve_websocket
 from wirehub.transports.origin import OriginCheck
 from wirehub.transports.websocket import ENDPOINT
 
-__all__ = ["create_app"]
+__all__ = ["READY_TIMEOUT", "Endpoints", "create_app"]
+
+logger = logging.getLogger("wirehub.health")
+
+READY_TIMEOUT = 2.0
+"""Seconds the broker (and presence manager) get to answer ``/ready``'s probe."""
+
+Endpoints = Literal["all", "public", "internal"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -46,23 +69,27 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-def create_app(node: Node, *, lifespan: bool = False) -> ASGIApp:
+def create_app(node: Node, *, lifespan: bool = False, endpoints: Endpoints = "all") -> ASGIApp:
     """Return the ASGI application serving ``node``.
 
     Args:
         node: the node to serve. It must be running while connections arrive.
         lifespan: start and stop the node on the ASGI lifespan events. Leave it off
             when mounting, and run ``async with node:`` in the host's lifespan.
+        endpoints: ``"public"``: only client connections (and the demo);
+            ``"internal"``: only the API, metrics, health and readiness; ``"all"``.
     """
-    return _App(node, manage_lifespan=lifespan)
+    return _App(node, manage_lifespan=lifespan, endpoints=endpoints)
 
 
 class _App:
-    def __init__(self, node: Node, *, manage_lifespan: bool) -> None:
+    def __init__(self, node: Node, *, manage_lifespan: bool, endpoints: Endpoints) -> None:
         self.node = node
         self._manage_lifespan = manage_lifespan
         self._origins = OriginCheck(node.config.client.allowed_origins)
         self._demo = node.config.demo
+        self._public = endpoints in ("all", "public")
+        self._api = ApiApp(node) if endpoints in ("all", "internal") else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -71,29 +98,60 @@ class _App:
         elif kind == "websocket":
             await self._websocket(scope, receive, send)
         elif kind == "http":
-            await self._http(scope)(scope, receive, send)
+            path = _route(scope)
+            if self._api is not None and self._api.handles(path):
+                await self._api(scope, receive, send, path)
+            elif self._api is not None and path == "/ready":
+                await (await self._ready())(scope, receive, send)
+            else:
+                await self._http(path)(scope, receive, send)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if _route(scope) == ENDPOINT:
+        if self._public and _route(scope) == ENDPOINT:
             await serve_websocket(self.node, self._origins, scope, receive, send)
         else:
             await receive()
             await send({"type": "websocket.close", "code": 1000})
 
-    def _http(self, scope: Scope) -> ASGIApp:
-        path = _route(scope)
+    def _http(self, path: str) -> ASGIApp:
+        if self._api is not None:
+            if path == "/health":
+                return JSONResponse({})
+            if path == "/metrics":
+                return self._metrics()
+        if not self._public:
+            return PlainTextResponse("Not Found", status_code=404)
         if path == ENDPOINT:
             # A request to the connection path that is not an upgrade (RFC 6455 §4.2.1).
             return PlainTextResponse("expected a WebSocket upgrade", status_code=400)
-        if path == "/health":
-            status = 200 if self.node.running else 503
-            return JSONResponse({}, status_code=status)
         if self._demo.enabled and path in ("/", "/index.html"):
             page = resources.files("wirehub.demo").joinpath("index.html").read_bytes()
             return Response(page, media_type="text/html; charset=utf-8")
         if self._demo.enabled and path == "/demo/centrifuge.js":
             return self._centrifuge_js()
         return PlainTextResponse("Not Found", status_code=404)
+
+    def _metrics(self) -> ASGIApp:
+        metrics = self.node.metrics
+        if metrics is None:
+            return PlainTextResponse("metrics are off: set prometheus.enabled", status_code=404)
+        return Response(metrics.render(), headers={"content-type": METRICS_CONTENT_TYPE})
+
+    async def _ready(self) -> ASGIApp:
+        node = self.node
+        if not node.running or node.shutting_down:
+            return JSONResponse({"error": "not running"}, status_code=503)
+        for backend in {id(b): b for b in (node.broker, node.presence_manager)}.values():
+            if not isinstance(backend, Pingable):
+                continue
+            try:
+                async with asyncio.timeout(READY_TIMEOUT):
+                    await backend.ping()
+            except Exception as exc:
+                name = type(backend).__name__
+                logger.warning("not ready: %s did not answer: %s", name, exc or type(exc).__name__)
+                return JSONResponse({"error": f"{name} unreachable"}, status_code=503)
+        return JSONResponse({})
 
     def _centrifuge_js(self) -> ASGIApp:
         script = find_client_script(self._demo.assets_dir)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import copy
 import json
 import logging
 import logging.config
@@ -15,19 +15,22 @@ import threading
 import time
 from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any, NoReturn
 
 import click
 import jwt
 import uvicorn
-from uvicorn.config import LOGGING_CONFIG
 
 from wirehub._version import __version__
+from wirehub.api.cli import COMMANDS as API_COMMANDS
 from wirehub.asgi import create_app
 from wirehub.config import Config, ConfigError, load_config
 from wirehub.core.node import Node
 from wirehub.genconfig import render_config
+from wirehub.internal_port import InternalServer, internal_server
 from wirehub.loader import AppError, build_node, load_app
+from wirehub.logs import logging_config
 from wirehub.transports.websocket import ENDPOINT, make_protocol_class
 
 __all__ = ["main"]
@@ -101,7 +104,7 @@ def serve(
             problem = check_workers(config, workers)
             if problem is not None:
                 _fail(problem)
-            logging.config.dictConfig(_log_config(config.server.log_level))
+            logging.config.dictConfig(logging_config(config.server.log_level, config.log.format))
             sys.exit(serve_workers(config, workers, app_target))
         node = build_node(app, config) if app is not None else None
     except AppError as exc:
@@ -160,8 +163,9 @@ def run(
     """
     if node is None:
         node = Node(config)
+    internal = internal_server(config, node, timeout_graceful_shutdown=_SHUTDOWN_TIMEOUT)
     uvicorn_config = uvicorn.Config(
-        create_app(node, lifespan=True),
+        create_app(node, lifespan=True, endpoints="all" if internal is None else "public"),
         host=config.server.host,
         port=config.server.port,
         ws=make_protocol_class(node),
@@ -169,23 +173,53 @@ def run(
         http="httptools",
         lifespan="on",
         log_level=config.server.log_level,
-        log_config=_log_config(config.server.log_level),
+        log_config=logging_config(config.server.log_level, config.log.format),
         access_log=False,
         timeout_graceful_shutdown=_SHUTDOWN_TIMEOUT,
     )
-    _Server(uvicorn_config, demo=config.demo.enabled, worker=worker).run(sockets=sockets)
+    server = _Server(
+        uvicorn_config, demo=config.demo.enabled, node=node, internal=internal, worker=worker
+    )
+    server.run(sockets=sockets)
+    if internal is not None and internal.failed:
+        sys.exit(3)
 
 
 class _Server(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, *, demo: bool, worker: str = "") -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        *,
+        demo: bool,
+        node: Node,
+        internal: InternalServer | None = None,
+        worker: str = "",
+    ) -> None:
         super().__init__(config)
         self._demo = demo
+        self._node = node
+        self._internal = internal
+        self._internal_task: asyncio.Task[None] | None = None
         self._worker = worker
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
+        await super().startup(sockets=sockets)
         if sockets is not None and self.started:
             self._log_started_message(sockets)  # uvicorn logs nothing for given sockets
+        if self._internal is not None and self.started and not self.should_exit:
+            self._internal_task = await self._internal.start_beside()
+            if self._internal.failed:
+                self.should_exit = True
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._node.shutting_down = True
+        await super().shutdown(sockets=sockets)
+        if self._internal is not None and self._internal_task is not None:
+            await self._internal.stop(self._internal_task)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._node.shutting_down = True  # /ready answers 503 from the signal on
+        super().handle_exit(sig, frame)
 
     def _log_started_message(self, listeners: Sequence[socket.SocketType]) -> None:
         for sock in listeners:
@@ -213,17 +247,6 @@ class _Server(uvicorn.Server):
         finally:
             for sig, handler in original.items():
                 signal.signal(sig, handler)
-
-
-def _log_config(level: str) -> dict[str, Any]:
-    log_config = copy.deepcopy(LOGGING_CONFIG)
-    log_config["loggers"]["wirehub"] = {
-        "handlers": ["default"],
-        "level": level.upper(),
-        "propagate": False,
-    }
-    log_config["loggers"]["wirehub.websocket.protocol"] = {"level": "WARNING"}
-    return log_config
 
 
 @main.command()
@@ -271,3 +294,7 @@ def genconfig(output: str, force: bool) -> None:
         _fail(f"{output} exists; pass --force to overwrite it")
     path.write_text(text, encoding="utf-8")
     click.echo(f"wrote {output}")
+
+
+for _command in API_COMMANDS:
+    main.add_command(_command)

@@ -31,7 +31,11 @@ __all__ = [
     "ConfigError",
     "DemoConfig",
     "EngineConfig",
+    "HttpApiConfig",
+    "LogConfig",
     "NamespaceOptions",
+    "NodeConfig",
+    "PrometheusConfig",
     "RedisEngineConfig",
     "RedisTLSConfig",
     "ServerConfig",
@@ -236,8 +240,61 @@ class WebSocketConfig(_Section):
 class ServerConfig(_Section):
     host: str = Field("127.0.0.1", description="address to listen on")
     port: int = Field(8000, ge=0, le=65535, description="port to listen on (0: any free one)")
+    internal_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description=(
+            "a second port for the API, /metrics, /health and /ready (then not on 'port',"
+            " which keeps only client connections); unset: everything on 'port'"
+        ),
+    )
+    internal_host: str = Field(
+        "127.0.0.1", description="address of the internal port (keep it off the internet)"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="debug, info, warning or error"
+    )
+
+
+class HttpApiConfig(_Section):
+    """The Centrifugo-compatible server API (``POST /api/<method>``)."""
+
+    key: str = Field(
+        "", description="API key, sent as 'X-API-Key: <key>' or 'Authorization: apikey <key>'"
+    )
+    insecure: bool = Field(
+        False, description="serve the API without checking any key (only behind a firewall)"
+    )
+    error_mode: Literal["", "transport"] = Field(
+        "", description="'transport': errors as HTTP statuses instead of 200 + {error}"
+    )
+    handler_prefix: str = Field("/api", description="path prefix of the API's methods")
+    max_body_size: int = Field(
+        1_048_576, gt=0, description="largest request body, bytes; beyond, 413"
+    )
+
+    @field_validator("handler_prefix")
+    @classmethod
+    def _valid_prefix(cls, value: str) -> str:
+        if not value.startswith("/") or value.endswith("/") or len(value) < 2:
+            raise ValueError("a path such as '/api': starts with '/', no trailing '/'")
+        return value
+
+
+class PrometheusConfig(_Section):
+    enabled: bool = Field(False, description="serve Prometheus metrics at /metrics")
+
+
+class LogConfig(_Section):
+    format: Literal["text", "json"] = Field(
+        "text", description="'json': one JSON object per line, for log shippers"
+    )
+
+
+class NodeConfig(_Section):
+    name: str = Field(
+        "", description="this node's name in the API's info (default: <hostname>_<port>)"
     )
 
 
@@ -351,6 +408,10 @@ class Config(BaseSettings):
         default_factory=WebSocketConfig, description="WebSocket transport"
     )
     demo: DemoConfig = Field(default_factory=DemoConfig, description="demo page")
+    http_api: HttpApiConfig = Field(default_factory=HttpApiConfig, description="server API")
+    prometheus: PrometheusConfig = Field(default_factory=PrometheusConfig, description="metrics")
+    log: LogConfig = Field(default_factory=LogConfig, description="logs")
+    node: NodeConfig = Field(default_factory=NodeConfig, description="this node")
     engine: EngineConfig = Field(
         default_factory=EngineConfig,
         description="where publications, history and presence live",

@@ -36,7 +36,10 @@ def _render_model(model: BaseModel, path: list[str], lines: list[str]) -> None:
             continue
         if field.description:
             lines.append(f"# {field.description}")
-        lines.append(f"{name} = {_toml(value)}")
+        if value is None:
+            lines.append(f"# {name} =   (not set by default)")
+        else:
+            lines.append(f"{name} = {_toml(value)}")
     for name, value in tables:
         description = fields[name].description or ""
         lines.append("")

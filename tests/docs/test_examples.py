@@ -62,6 +62,7 @@ async def test_handlers_example() -> None:
             inbox = Inbox()
             sub = anonymous.new_subscription("chat:lobby", inbox)
             await sub.subscribe()
+            await sub.ready(WAIT)
             with pytest.raises(ReplyError) as spam:
                 await sub.publish({"text": "buy spam"})
             assert spam.value.code == 4000
@@ -101,7 +102,7 @@ async def test_fastapi_example(fastapi_example: int) -> None:
             inbox = Inbox()
             sub = client.new_subscription("chat:lobby", inbox)
             await sub.subscribe()
-            await sub.ready()  # subscribe() only sends the command: wait for the reply
+            await sub.ready(WAIT)  # subscribe() only starts it: publishing first races it
             response = await http.post("/announce", json={"text": "hello"})
             assert response.status_code == 200
             assert response.json()["offset"] == 1

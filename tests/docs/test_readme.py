@@ -9,6 +9,7 @@ and every shell command is either run here or named with the reason it is not.
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -193,6 +194,7 @@ _COMMANDS: list[tuple[str, str]] = [
         r"^WIREHUB_ENGINE__REDIS__ADDRESS=\S+ +uvicorn examples\.fastapi_redis:app --workers \d+",
         "run by tests/test_workers.py::test_the_fastapi_example_under_uvicorn_workers",
     ),
+    (r"^\.venv/bin/wirehub publish .* --config config/development\.toml$", "run here"),
 ]
 
 
@@ -207,14 +209,34 @@ def _shell_lines() -> list[tuple[Block, str]]:
     return found
 
 
+def _run_api_command(line: str, server: ServerProcess) -> None:
+    """An API verb of the README against the development server (its key, its port)."""
+    args = shlex.split(line)[1:]
+    api_url = f"{server.http_url}/api"
+    proc = subprocess.run(
+        [_wirehub(), *args, "--api-url", api_url],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout(30),
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("{"), proc.stdout
+
+
 @pytest.mark.parametrize(("block", "line"), _shell_lines(), ids=_ids)
-def test_every_shell_command_is_covered(block: Block, line: str) -> None:
+def test_every_shell_command_is_covered(
+    block: Block, line: str, request: pytest.FixtureRequest
+) -> None:
     covered = [how for pattern, how in _COMMANDS if re.search(pattern, line)]
     assert covered, f"README line {block.line}: `{line}` is not covered; add it to _COMMANDS"
     if line.startswith("make "):
         _check_make_target(line)
     elif "wirehub token" in line:
         _run_token_command(line)
+    elif "wirehub publish" in line:
+        _run_api_command(line, request.getfixturevalue("dev_server"))
 
 
 def test_every_wirehub_name_in_the_readme_is_exported() -> None:

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from wirehub.protocol.types import ClientInfo, Publication, StreamPosition
 
@@ -62,6 +62,7 @@ __all__ = [
     "Controller",
     "HistoryOptions",
     "HistoryPage",
+    "Pingable",
     "PresenceManager",
     "PresenceStats",
     "PublishOptions",
@@ -213,4 +214,17 @@ class Controller(Protocol):
         A broadcast may come back to the sender: the core drops messages whose sender id
         (inside `data`) is its own, and applies its own actions locally itself.
         At most once. Raises on failure (the caller turns that into an error)."""
+        ...
+
+
+@runtime_checkable
+class Pingable(Protocol):
+    """Optional capability of a broker or presence manager: a cheap liveness probe.
+
+    ``/ready`` calls it (under a timeout) on every backend that has it; a backend
+    without it counts as ready while the node runs.
+    """
+
+    async def ping(self) -> None:
+        """Return once the backend answered; raise if it can't be reached."""
         ...

@@ -34,6 +34,8 @@ from wirehub.brokers.base import (
     IDEMPOTENT_RESULT_TTL,
     Broker,
     BrokerEventHandler,
+    ControlEventHandler,
+    Controller,
     HistoryOptions,
     HistoryPage,
     PresenceManager,
@@ -46,7 +48,7 @@ if TYPE_CHECKING:
     from wirehub.brokers import Engine
     from wirehub.config import Config
 
-__all__ = ["MemoryBroker", "MemoryPresenceManager", "engine_from_config"]
+__all__ = ["MemoryBroker", "MemoryController", "MemoryPresenceManager", "engine_from_config"]
 
 _EPOCH_ALPHABET = string.ascii_letters
 
@@ -331,6 +333,27 @@ class MemoryPresenceManager:
                 del self._channels[channel]
 
 
+class MemoryController:
+    """The controller of a node alone in its process: there is no other node to reach.
+
+    The core applies its own actions locally itself, so a broadcast delivers nothing
+    here, and neither does a message to another node id (no such node exists).
+    """
+
+    def __init__(self) -> None:
+        self._handler: ControlEventHandler | None = None
+
+    async def start(self, handler: ControlEventHandler, node_id: str) -> None:
+        self._handler = handler
+
+    async def close(self) -> None:
+        self._handler = None
+
+    async def publish_control(self, data: bytes, node_id: str = "") -> None:
+        if self._handler is None:
+            raise RuntimeError("the controller is not running")
+
+
 def engine_from_config(config: Config) -> Engine:
     """``engine.type = "memory"``: everything in this process."""
     from wirehub.brokers import Engine
@@ -340,3 +363,4 @@ def engine_from_config(config: Config) -> Engine:
 
 _: type[Broker] = MemoryBroker
 __: type[PresenceManager] = MemoryPresenceManager
+___: type[Controller] = MemoryController

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
 import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from msgspec import Raw
 
 from wirehub.core.events import ServerSubscription
+from wirehub.core.metrics import command_method, reply_type
 from wirehub.core.payload import EMPTY, to_raw
 from wirehub.core.subscriptions import DISCONNECT_INAPPROPRIATE_PROTOCOL, ChannelContext
 from wirehub.errors import (
@@ -58,6 +60,7 @@ from wirehub.protocol.types import (
     Error,
     PublishResult,
     Push,
+    Refresh,
     RefreshResult,
     Reply,
     SubRefreshResult,
@@ -117,6 +120,7 @@ class Client:
         "channels",
         "codec",
         "id",
+        "metric_labels",
         "state",
         "transport",
         "user",
@@ -151,6 +155,8 @@ class Client:
         self._ping_timer: asyncio.TimerHandle | None = None
         self._pong_timer: asyncio.TimerHandle | None = None
         self._expire_timer: asyncio.TimerHandle | None = None
+        self.metric_labels: tuple[str, str] | None = None
+        """(client_name, client_version) labels of this connection's metrics."""
 
     def __repr__(self) -> str:
         return f"<Client {self.id} user={self.user!r} {self.state.value}>"
@@ -177,6 +183,10 @@ class Client:
             self.disconnect(DISCONNECT_BAD_REQUEST)
             return
         self._inbox.extend(commands)
+        metrics = self._node.metrics
+        if metrics is not None:
+            methods = (command_method(command) for command in commands)
+            metrics.frames_received(self.transport.info.name, methods, len(frame))
         if len(self._inbox) > _INBOX_HIGH and not self._reading_paused:
             self._reading_paused = True
             self.transport.pause_reading()
@@ -259,8 +269,11 @@ class Client:
         """Queue one push for this connection."""
         self._send(Reply(push=push))
 
-    def _send(self, reply: Reply) -> None:
+    def _send(self, reply: Reply, frame_type: str = "") -> None:
         data = self.codec.encode_reply(reply)
+        metrics = self._node.metrics
+        if metrics is not None:
+            metrics.sent(self.transport.info.name, frame_type or reply_type(reply), len(data))
         if self._held is not None and reply.id:
             self._held.insert(0, data)  # replies go ahead of held pushes
         else:
@@ -276,6 +289,9 @@ class Client:
 
     def _on_ping(self) -> None:
         self.enqueue(self.codec.ping)
+        metrics = self._node.metrics
+        if metrics is not None:
+            metrics.sent(self.transport.info.name, "server_ping", len(self.codec.ping))
         if self._pong_timer is None:
             self._pong_timer = self._node.loop.call_later(
                 self._settings.pong_timeout, self._on_no_pong
@@ -322,27 +338,34 @@ class Client:
             self._task = None
 
     async def _handle(self, command: Command) -> None:
+        started = time.perf_counter()
+        error: int | None = None
         try:
             await self._dispatch(command)
         except ClientError as exc:
-            self._reply_error(command.id, exc)
+            error = exc.code
+            self._reply_error(command, exc)
         except Disconnect as exc:
             self.disconnect(exc)
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.exception("client %s: error handling command %d", self.id, command.id)
-            self._reply_error(command.id, ERROR_INTERNAL)
+            error = ERROR_INTERNAL.code
+            self._reply_error(command, ERROR_INTERNAL)
+        metrics = self._node.metrics
+        if metrics is not None:
+            metrics.command_done(command_method(command), time.perf_counter() - started, error)
 
-    def _reply_error(self, command_id: int, exc: ClientError) -> None:
+    def _reply_error(self, command: Command, exc: ClientError) -> None:
         # Drop the traceback: well-known errors are shared instances, and a kept
         # traceback would grow with every raise and pin frames in memory.
         exc.__traceback__ = None
         exc.__context__ = None
-        if command_id == 0:
+        if command.id == 0:
             return
         error = Error(code=exc.code, message=exc.message, temporary=exc.temporary)
-        self._send(Reply(id=command_id, error=error))
+        self._send(Reply(id=command.id, error=error), command_method(command))
 
     async def _dispatch(self, command: Command) -> None:
         if command.connect is not None:
@@ -414,7 +437,7 @@ class Client:
         if self._stale_timer is not None:
             self._stale_timer.cancel()
             self._stale_timer = None
-        self._node.client_connected(self)
+        self._node.client_connected(self, request.name, request.version)
         # Pushes of server-side subscriptions wait until the connect reply is queued.
         self._held = []
         try:
@@ -491,8 +514,18 @@ class Client:
         self._schedule_expire()
         return max(0, int(expire_at - self._node.clock()))
 
+    def server_refresh(self, expire_at: int | None, info: Raw | None) -> None:
+        """The server API's refresh: a new expiry (``None``: never) and maybe new
+        connection info; the client is told with a ``refresh`` push."""
+        if self.state is not ClientState.CONNECTED:
+            return
+        if info is not None:
+            self._conn_info = info
+        ttl = self._set_expiry(expire_at)
+        self.push(Push(refresh=Refresh(expires=ttl is not None, ttl=ttl or 0)))
+
     async def _handle_refresh(self, token: str) -> RefreshResult:
-        expire_at = await self._node.refresh(self, token)
+        expire_at = await self._node.client_refresh(self, token)
         ttl = self._set_expiry(expire_at)
         return RefreshResult(
             client=self.id, version=self._node.version, expires=ttl is not None, ttl=ttl or 0

@@ -86,6 +86,8 @@ class ServerSubscription:
     """Custom data sent in the subscription's result."""
     override: Mapping[str, bool] = field(default_factory=dict)
     """Namespace options overridden for this subscription (as for subscription tokens)."""
+    expire_at: int | None = None
+    """Unix time the subscription expires; ``None`` never."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ those being recovered when they finish (their buffer is spoilt).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -31,6 +31,7 @@ from wirehub.protocol.types import ClientInfo, Join, Leave, Publication, Push, R
 
 if TYPE_CHECKING:
     from wirehub.core.client import Client
+    from wirehub.core.metrics import CounterChild, HubCounters
     from wirehub.protocol.codec import Codec
 
 __all__ = ["Hub"]
@@ -46,6 +47,11 @@ class _Encoder:
     def __init__(self, reply: Reply) -> None:
         self._reply = reply
         self._cache: dict[str, bytes | None] = {}
+
+    @property
+    def encodings(self) -> int:
+        """How many codecs this push was encoded for."""
+        return len(self._cache)
 
     def get(self, codec: Codec) -> bytes | None:
         name = codec.name
@@ -84,6 +90,8 @@ class Hub:
         self._recovering: dict[str, dict[Client, Buffered | None]] = {}
         """None: publications may have been lost while this client was recovering."""
         self._join_leave: dict[str, set[Client]] = {}
+        self.metrics: HubCounters | None = None
+        """Counters of deliveries, added to once per fan-out (None: not counted)."""
 
     # Connections.
 
@@ -118,6 +126,21 @@ class Hub:
     @property
     def num_users(self) -> int:
         return len(self._users)
+
+    @property
+    def num_subscriptions(self) -> int:
+        return sum(len(client.channels) for client in self._clients.values())
+
+    @property
+    def num_channels(self) -> int:
+        return len({*self._plain, *self._positioned, *self._recovering})
+
+    def num_subscribers(self, channel: str) -> int:
+        return (
+            len(self._plain.get(channel, ()))
+            + len(self._positioned.get(channel, ()))
+            + len(self._recovering.get(channel, ()))
+        )
 
     # Subscriptions.
 
@@ -179,13 +202,19 @@ class Hub:
     ) -> None:
         """Queue ``publication`` for every subscriber of ``channel`` on this node."""
         encoder = _Encoder(Reply(push=Push(channel=channel, pub=publication)))
+        metrics = self.metrics
         plain = self._plain.get(channel)
         if plain:
             # A snapshot: a subscriber that overflows its queue is removed mid-loop.
-            _fan_out(tuple(plain), encoder)
+            clients = tuple(plain)
+            failed = _fan_out(clients, encoder)
+            if metrics is not None:
+                _count(metrics.publication, metrics.publication_size, clients, failed, encoder)
         positioned = self._positioned.get(channel)
         if positioned:
-            self._deliver_positioned(channel, positioned, encoder, position)
+            delivered = self._deliver_positioned(channel, positioned, encoder, position)
+            if metrics is not None:
+                _count(metrics.publication, metrics.publication_size, delivered, 0, encoder)
         recovering = self._recovering.get(channel)
         if recovering:
             for buffer in recovering.values():
@@ -215,7 +244,9 @@ class Hub:
         positioned: dict[Client, StreamPosition],
         encoder: _Encoder,
         position: StreamPosition,
-    ) -> None:
+    ) -> list[Client]:
+        """Deliver to positioned subscribers; return those it was queued for."""
+        delivered: list[Client] = []
         for client, last in tuple(positioned.items()):
             if position.epoch == last.epoch and position.offset <= last.offset:
                 continue  # already delivered, by recovery
@@ -223,40 +254,77 @@ class Hub:
                 client.insufficient_state(channel)
                 continue
             positioned[client] = position
-            _deliver(client, encoder)
+            if _deliver(client, encoder):
+                delivered.append(client)
+        return delivered
 
     def broadcast_join(self, channel: str, info: ClientInfo) -> None:
-        self._broadcast_to(channel, Reply(push=Push(channel=channel, join=Join(info=info))))
+        reply = Reply(push=Push(channel=channel, join=Join(info=info)))
+        sent = self._broadcast_to(channel, reply)
+        metrics = self.metrics
+        if sent is not None and metrics is not None:
+            _count(metrics.join, metrics.join_size, *sent)
 
     def broadcast_leave(self, channel: str, info: ClientInfo) -> None:
-        self._broadcast_to(channel, Reply(push=Push(channel=channel, leave=Leave(info=info))))
+        reply = Reply(push=Push(channel=channel, leave=Leave(info=info)))
+        sent = self._broadcast_to(channel, reply)
+        metrics = self.metrics
+        if sent is not None and metrics is not None:
+            _count(metrics.leave, metrics.leave_size, *sent)
 
-    def _broadcast_to(self, channel: str, reply: Reply) -> None:
+    def _broadcast_to(
+        self, channel: str, reply: Reply
+    ) -> tuple[tuple[Client, ...], int, _Encoder] | None:
         clients = self._join_leave.get(channel)
         if not clients:
-            return
-        _fan_out(tuple(clients), _Encoder(reply))
+            return None
+        snapshot, encoder = tuple(clients), _Encoder(reply)
+        return snapshot, _fan_out(snapshot, encoder), encoder
 
 
-def _fan_out(clients: tuple[Client, ...], encoder: _Encoder) -> None:
+def _fan_out(clients: tuple[Client, ...], encoder: _Encoder) -> int:
+    """Queue the push for every client; return how many could not take it."""
     codec: Codec | None = None
     data: bytes | None = None
+    failed = 0
     for client in clients:
         if client.codec is not codec:
             codec = client.codec
             data = encoder.get(codec)
         if data is None:
             client.unsupported_payload()
+            failed += 1
         else:
             client.enqueue(data)
+    return failed
 
 
-def _deliver(client: Client, encoder: _Encoder) -> None:
+def _deliver(client: Client, encoder: _Encoder) -> bool:
     data = encoder.get(client.codec)
     if data is None:
         client.unsupported_payload()
+        return False
+    client.enqueue(data)
+    return True
+
+
+def _count(
+    count: CounterChild,
+    size: CounterChild,
+    clients: Sequence[Client],
+    failed: int,
+    encoder: _Encoder,
+) -> None:
+    """Add one fan-out's deliveries and bytes: per fan-out, not per delivery, unless
+    subscribers of several protocols shared it (then their bytes differ)."""
+    delivered = len(clients) - failed
+    if not delivered:
+        return
+    count.value += delivered
+    if encoder.encodings == 1 and not failed:
+        size.value += delivered * len(encoder.get(clients[0].codec) or b"")
     else:
-        client.enqueue(data)
+        size.value += sum(len(encoder.get(client.codec) or b"") for client in clients)
 
 
 def _discard(index: MutableMapping[str, Any], channel: str, client: Client) -> None:

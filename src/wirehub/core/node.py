@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 
 from msgspec import Raw
 
@@ -25,13 +26,13 @@ from wirehub.brokers.base import (
     Broker,
     Controller,
     HistoryOptions,
-    HistoryPage,
     PresenceManager,
     PublishOptions,
 )
 from wirehub.config import Config, NamespaceOptions
 from wirehub.core.channels import ChannelRules
 from wirehub.core.client import Client
+from wirehub.core.cluster import Cluster
 from wirehub.core.events import (
     ConnectEvent,
     ConnectHandler,
@@ -55,9 +56,11 @@ from wirehub.core.events import (
 )
 from wirehub.core.flusher import TickFlusher
 from wirehub.core.hub import Hub
+from wirehub.core.metrics import NodeMetrics
 from wirehub.core.payload import EMPTY, to_raw
 from wirehub.core.positions import PositionChecker
 from wirehub.core.presence import keep_presence
+from wirehub.core.server_api import ServerAPI
 from wirehub.core.subscriptions import (
     Subscribed,
     for_client,
@@ -76,7 +79,7 @@ from wirehub.errors import (
     Disconnect,
 )
 from wirehub.protocol.codec import Codec
-from wirehub.protocol.codes import ErrorCode, UnsubscribeCode
+from wirehub.protocol.codes import ErrorCode
 from wirehub.protocol.types import (
     ClientInfo,
     ConnectRequest,
@@ -92,9 +95,7 @@ from wirehub.protocol.types import (
     RPCRequest,
     RPCResult,
     StreamPosition,
-    Subscribe as SubscribePush,
     SubscribeRequest,
-    Unsubscribe,
 )
 from wirehub.transports.base import Transport
 
@@ -115,7 +116,7 @@ _NO_AUTH = (
 )
 
 
-class Node:
+class Node(ServerAPI):
     """A wirehub server node.
 
     Use it as an async context manager; connections are accepted only while it runs::
@@ -136,6 +137,9 @@ class Node:
             is too, else in memory.
         token_verifier: checks connection tokens; by default a JWT verifier built from
             ``config.client.token`` (none when no key is configured).
+        controller: carries messages to the other nodes (server actions on their
+            connections, surveys, heartbeats); the broker when it is one, else none
+            is needed (a node alone in its process).
         clock: seconds since the epoch, injectable for tests.
     """
 
@@ -146,6 +150,7 @@ class Node:
         broker: Broker | None = None,
         presence_manager: PresenceManager | None = None,
         token_verifier: TokenVerifier | None = _NO_VERIFIER,
+        controller: Controller | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config if config is not None else Config.model_validate({})
@@ -154,14 +159,13 @@ class Node:
         self.clock = clock
         self.rules = ChannelRules(self.config.channel)
         self.hub = Hub()
-        self.controller: Controller | None = None
-        """The engine's node-to-node controller (None: in-process only)."""
+        engine_controller: Controller | None = None
         if broker is None:
             from wirehub.brokers import create_engine
 
             engine = create_engine(self.config)
             broker = engine.broker
-            self.controller = engine.controller
+            engine_controller = engine.controller
             if presence_manager is None:
                 presence_manager = engine.presence_manager
         self.broker = broker
@@ -191,6 +195,13 @@ class Node:
         self._presence_task: asyncio.Task[None] | None = None
         self._connecting: set[Client] = set()
         """Attached clients not yet in the hub (no connect yet), for close()."""
+        self.shutting_down = False
+        """Set once close() began (``/ready`` answers 503 from then on)."""
+        self.metrics = NodeMetrics(self) if self.config.prometheus.enabled else None
+        self.hub.metrics = None if self.metrics is None else self.metrics.hub
+        self.controller = _controller(broker, controller or engine_controller)
+        """Carries control messages to the other nodes (in-process only: nowhere)."""
+        self.cluster = Cluster(self, self.controller, name=_node_name(self.config))
 
     # Handlers, usable as decorators.
 
@@ -260,7 +271,9 @@ class Node:
         anonymous = self.config.client.allow_anonymous_connect_without_token
         if self._verifier is None and self._on_connecting is None and not anonymous:
             logger.warning("every connection will be refused: %s", _NO_AUTH)
+        self.shutting_down = False
         await self.broker.start(self)
+        await self.cluster.start()
         delay = self.config.client.channel_position_check_delay
         if delay > 0:
             self._positions_task = self._loop.create_task(
@@ -275,6 +288,7 @@ class Node:
         """Disconnect every client (3001 "shutdown" by default) and stop."""
         if self._loop is None:
             return
+        self.shutting_down = True
         for client in [*self.hub.clients(), *self._connecting]:
             client.disconnect(disconnect)
         positions, self._positions_task = self._positions_task, None
@@ -285,6 +299,7 @@ class Node:
         if presence is not None:
             presence.cancel()
             await asyncio.wait([presence])
+        await self.cluster.close()
         if self._tasks:
             # Before the broker closes: the clients' cleanups remove presence entries.
             _, pending = await asyncio.wait(self._tasks, timeout=_TASKS_GRACE)
@@ -309,40 +324,7 @@ class Node:
             raise RuntimeError("the node is not running: use `async with node:`")
         return self._flusher
 
-    # Server API.
-
-    async def publish(
-        self, channel: str, data: Any, *, tags: dict[str, str] | None = None
-    ) -> StreamPosition:
-        """Publish ``data`` (any JSON value, or ``bytes`` of JSON) into ``channel``.
-
-        Returns the stream position: the publication's offset and the epoch when the
-        namespace keeps history, offset 0 otherwise.
-
-        Raises:
-            ClientError: 102 for an unknown namespace, 107 for an invalid name.
-            ValueError: ``data`` is not JSON.
-        """
-        options = self.rules.namespace(channel)
-        publication = Publication(data=to_raw(data), tags=tags or None)
-        return await self.broker.publish(channel, publication, self._publish_options(options))
-
-    async def history(
-        self,
-        channel: str,
-        *,
-        limit: int = 0,
-        since: StreamPosition | None = None,
-        reverse: bool = False,
-    ) -> HistoryPage:
-        """Read a channel's history (``limit`` 0: only the position, < 0: all)."""
-        options = self.rules.namespace(channel)
-        meta_ttl = self.rules.history_meta_ttl(options)
-        return await self.broker.history(channel, HistoryOptions(since, limit, reverse, meta_ttl))
-
-    async def presence(self, channel: str) -> dict[str, ClientInfo]:
-        self.rules.namespace(channel)
-        return await self.presence_manager.presence(channel)
+    # Server API: publish, subscribe, history, ... come from ServerAPI (server_api.py).
 
     def send(self, data: Any, *, client: str | None = None, user: str | None = None) -> int:
         """Push a ``message`` to one connection, or to every connection of ``user`` on
@@ -357,60 +339,6 @@ class Node:
             target.enqueue(encoded[codec.name])
         return len(targets)
 
-    async def subscribe(
-        self, channel: str, *, client: str | None = None, user: str | None = None
-    ) -> int:
-        """Subscribe connections to ``channel`` from the server (a server-side
-        subscription): they get a ``subscribe`` push, then its publications. Return how
-        many were subscribed.
-
-        Raises:
-            ClientError: 102 for an unknown namespace, 107 for an invalid name.
-        """
-        self.rules.namespace(channel)
-        count = 0
-        for target in self._targets("subscribe", client, user):
-            if channel in target.channels or target.closed:
-                continue
-            subscribed = await subscribe_channel(
-                self, target, SubscribeRequest(channel=channel), server_side=True
-            )
-            if subscribed is None:
-                continue
-            result = subscribed.result
-            target.push(
-                Push(
-                    channel=channel,
-                    subscribe=SubscribePush(
-                        recoverable=result.recoverable,
-                        epoch=result.epoch,
-                        offset=result.offset,
-                        positioned=result.positioned,
-                        data=result.data,
-                    ),
-                )
-            )
-            for publication in subscribed.live:
-                target.push(Push(channel=channel, pub=publication))
-            await self.after_subscribe(target, channel)
-            count += 1
-        return count
-
-    async def unsubscribe(
-        self, channel: str, *, client: str | None = None, user: str | None = None
-    ) -> int:
-        """Unsubscribe connections from ``channel`` (client-side or server-side
-        subscriptions): they get an ``unsubscribe`` push with code 2000 (terminal)."""
-        count = 0
-        for target in self._targets("unsubscribe", client, user):
-            if channel not in target.channels:
-                continue
-            await self.unsubscribe_client(target, channel)
-            unsubscribe = Unsubscribe(code=UnsubscribeCode.SERVER, reason="server unsubscribe")
-            target.push(Push(channel=channel, unsubscribe=unsubscribe))
-            count += 1
-        return count
-
     def _targets(self, method: str, client: str | None, user: str | None) -> list[Client]:
         if (client is None) == (user is None):
             raise TypeError(f"{method}() takes exactly one of client= or user=")
@@ -422,6 +350,11 @@ class Node:
     @property
     def num_clients(self) -> int:
         return self.hub.num_clients
+
+    @property
+    def num_nodes(self) -> int:
+        """Nodes in the cluster's registry, this one included."""
+        return self.cluster.num_nodes
 
     # Transport side.
 
@@ -438,18 +371,29 @@ class Node:
     def handle_publication(
         self, channel: str, publication: Publication, position: StreamPosition
     ) -> None:
+        if self.metrics is not None:
+            self.metrics.publication_received.inc()
         self.hub.broadcast_publication(channel, publication, position)
 
     def handle_join(self, channel: str, info: ClientInfo) -> None:
+        if self.metrics is not None:
+            self.metrics.join_received.inc()
         self.hub.broadcast_join(channel, info)
 
     def handle_leave(self, channel: str, info: ClientInfo) -> None:
+        if self.metrics is not None:
+            self.metrics.leave_received.inc()
         self.hub.broadcast_leave(channel, info)
 
     def handle_gap(self, channels: Sequence[str]) -> None:
         told = self.hub.insufficient_state(channels)
         if told:
             logger.info("%d subscriber(s) told to recover after a broker gap", told)
+
+    # Controller side.
+
+    def handle_control(self, data: bytes) -> None:
+        self.cluster.handle_control(data)
 
     # Client side: called by Client only.
 
@@ -486,7 +430,7 @@ class Node:
             logger.info("client %s sent no credentials", client.id)
         raise DISCONNECT_BAD_REQUEST
 
-    async def refresh(self, client: Client, token: str) -> int | None:
+    async def client_refresh(self, client: Client, token: str) -> int | None:
         """The connection's new expiry after a ``refresh`` command."""
         if self._on_refresh is not None:
             reply = await self._on_refresh(RefreshEvent(client.id, client.user, token))
@@ -512,9 +456,21 @@ class Node:
             raise ClientError(ERROR_PERMISSION_DENIED.code, ERROR_PERMISSION_DENIED.message)
         return self._verifier.verify_subscription(token)
 
-    def client_connected(self, client: Client) -> None:
+    def client_connected(self, client: Client, name: str = "", version: str = "") -> None:
         self._connecting.discard(client)
         self.hub.add(client)
+        info = client.transport.info
+        logger.info(
+            "client %s connected: user %s, transport %s, protocol %s",
+            client.id,
+            _printable(client.user),
+            info.name,
+            info.protocol,
+            extra={"client": client.id, "user": client.user, "transport": info.name},
+        )
+        if self.metrics is not None:
+            client.metric_labels = self.metrics.client_labels(name, version)
+            self.metrics.connection_accepted(info.name, client.metric_labels)
 
     async def notify_connect(self, client: Client) -> None:
         if self._on_connect is None:
@@ -533,7 +489,21 @@ class Node:
         client.channels.clear()
         for channel, context in subscriptions.items():
             self._spawn(unsubscribe_cleanup(self, client, channel, context))
-        logger.debug("client %s closed: %d %s", client.id, disconnect.code, disconnect.reason)
+        logger.log(
+            logging.INFO if was_connected else logging.DEBUG,
+            "client %s closed: %d %s",
+            client.id,
+            disconnect.code,
+            disconnect.reason,
+            extra={"client": client.id, "code": disconnect.code},
+        )
+        if self.metrics is not None:
+            self.metrics.connection_closed(
+                client.transport.info.name,
+                client.metric_labels if was_connected else None,
+                disconnect.code,
+                by_server=disconnect.code != _CONNECTION_CLOSED,
+            )
         if was_connected and self._on_disconnect is not None:
             event = DisconnectEvent(client.id, client.user, disconnect.code, disconnect.reason)
             self._spawn(self._on_disconnect(event))
@@ -560,6 +530,8 @@ class Node:
             await self.presence_manager.add_presence(channel, info)
         if context.join_leave:
             await self.broker.publish_join(channel, info)
+            if self.metrics is not None:
+                self.metrics.join_sent.inc()
 
     async def unsubscribe_client(self, client: Client, channel: str) -> None:
         context = client.channels.pop(channel, None)
@@ -594,7 +566,7 @@ class Node:
                 data = to_raw(reply.data)
         info = client.channel_info(channel, client.channels.get(channel))
         publication = Publication(data=data, info=info)
-        await self.broker.publish(channel, publication, self._publish_options(options))
+        await self.publish_publication(channel, publication, self._publish_options(options))
 
     async def client_history(self, client: Client, request: HistoryRequest) -> HistoryResult:
         channel = request.channel
@@ -673,3 +645,25 @@ def _connecting_event(client: Client, request: ConnectRequest) -> ConnectingEven
 
 
 _NO_HISTORY = PublishOptions()
+
+
+def _controller(broker: Broker, controller: Controller | None) -> Controller:
+    if controller is not None:
+        return controller
+    if callable(getattr(broker, "publish_control", None)):
+        return cast(Controller, broker)
+    from wirehub.brokers.memory import MemoryController
+
+    return MemoryController()
+
+
+def _node_name(config: Config) -> str:
+    return config.node.name or f"{socket.gethostname()}_{config.server.port}"
+
+
+def _printable(text: str, limit: int = 100) -> str:
+    """Attacker-influenced text (a user id) as a log shows it: quoted, escaped, bounded."""
+    return repr(text[:limit] + ("..." if len(text) > limit else ""))
+
+
+_CONNECTION_CLOSED = 3000

@@ -156,6 +156,10 @@ async def _join(
     if recovery.gap:
         raise DISCONNECT_INSUFFICIENT_STATE
     recovering = request.recover and context.recoverable
+    if recovering and node.metrics is not None:
+        node.metrics.recovered(
+            recovered=recovery.recovered, publications=len(recovery.publications)
+        )
     if recovering and not recovery.recovered and request.flag & _REJECT_UNRECOVERED:
         raise ClientError(ErrorCode.UNRECOVERABLE_POSITION, "unrecoverable position")
     recovery = dataclasses.replace(recovery, publications=for_client(client, recovery.publications))
@@ -167,7 +171,12 @@ async def _join(
 def _server_grant(options: ServerSubscription | None) -> _Grant:
     if options is None:
         return _Grant()
-    return _Grant(info=_raw(options.info), data=_raw(options.data), override=options.override)
+    return _Grant(
+        info=_raw(options.info),
+        data=_raw(options.data),
+        expire_at=options.expire_at,
+        override=options.override,
+    )
 
 
 async def _authorize(node: Node, client: Client, request: SubscribeRequest) -> _Grant:
@@ -272,6 +281,8 @@ def _commit(
 ) -> None:
     client.channels[channel] = context
     node.hub.add_subscriber(channel, client, position=position, join_leave=context.push_join_leave)
+    if node.metrics is not None:
+        node.metrics.subscription_added(client.metric_labels)
     if context.expire_at is not None:
         client.schedule_subscription_expiry(channel, context)
 
@@ -334,10 +345,14 @@ async def unsubscribe_cleanup(
     node: Node, client: Client, channel: str, context: ChannelContext
 ) -> None:
     """After a subscription ended (the hub already forgot it): presence, leave, broker."""
+    if node.metrics is not None:
+        node.metrics.subscription_removed(client.metric_labels)
     if context.expire_timer is not None:
         context.expire_timer.cancel()
     if context.presence:
         await node.presence_manager.remove_presence(channel, client.id)
     if context.join_leave:
         await node.broker.publish_leave(channel, client.channel_info(channel, context))
+        if node.metrics is not None:
+            node.metrics.leave_sent.inc()
     await node.release_channel(channel)

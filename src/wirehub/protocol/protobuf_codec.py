@@ -44,6 +44,7 @@ from wirehub.protocol.types import (
     PublishRequest,
     PublishResult,
     Push,
+    Refresh,
     RefreshRequest,
     RefreshResult,
     Reply,
@@ -179,6 +180,7 @@ _SCHEMA: Final[dict[type[msgspec.Struct], tuple[Field, ...]]] = {
         (7, "data", _BYTES, None),
     ),
     Disconnect: ((1, "code", _UINT, None), (2, "reason", _STR, None)),
+    Refresh: ((1, "expires", _BOOL, None), (2, "ttl", _UINT, None)),
     PresenceResult: ((1, "presence", _MAP_MSG, ClientInfo),),
     PresenceStatsResult: ((1, "num_clients", _UINT, None), (2, "num_users", _UINT, None)),
     HistoryResult: (
@@ -203,6 +205,7 @@ _SCHEMA: Final[dict[type[msgspec.Struct], tuple[Field, ...]]] = {
         (8, "message", _MSG, Message),
         (9, "subscribe", _MSG, Subscribe),
         (11, "disconnect", _MSG, Disconnect),
+        (12, "refresh", _MSG, Refresh),
     ),
     Reply: (
         (1, "id", _UINT, None),

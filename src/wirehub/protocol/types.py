@@ -43,6 +43,7 @@ __all__ = [
     "Push",
     "RPCRequest",
     "RPCResult",
+    "Refresh",
     "RefreshRequest",
     "RefreshResult",
     "Reply",
@@ -287,6 +288,13 @@ class Subscribe(_Message, frozen=True):
     data: Raw = EMPTY_RAW
 
 
+class Refresh(_Message, frozen=True):
+    """Push: the server changed the connection's expiry (server API ``refresh``)."""
+
+    expires: bool = False
+    ttl: Uint32 = 0
+
+
 class Disconnect(_Message, frozen=True):
     """Push, for emulation and unidirectional transports (WebSocket uses close frames)."""
 
@@ -303,6 +311,7 @@ class Push(_Message, frozen=True):
     message: Message | None = None
     subscribe: Subscribe | None = None
     disconnect: Disconnect | None = None
+    refresh: Refresh | None = None
 
 
 class Reply(_Message, frozen=True):
