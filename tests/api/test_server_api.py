@@ -55,7 +55,7 @@ from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.interop.helpers import SECRET, EventLog, event, make_token
-from tests.interop.test_python_sdk import _closed
+from tests.support.pysdk import disconnect
 from tests.support.server import ServerProcess
 from wirehub.cli import main
 
@@ -191,8 +191,7 @@ async def sdk(server: Running, user: str, *, protobuf: bool = False) -> AsyncIte
         yield Sdk(client, log, str(connected["client"]))
     finally:
         with anyio.CancelScope(shield=True):
-            await client.disconnect()
-            await _closed(client)
+            await disconnect(client)
 
 
 async def call(function: Any, *args: Any) -> Any:
