@@ -8,10 +8,10 @@
 # caller set it already), two more (sharding), a 3-master Redis Cluster, and a Redis
 # master watched by one Sentinel (`redis-server --sentinel`: the binary Debian's
 # redis-sentinel package runs). Nothing touches a Redis it did not start.
-# State lives in $WIREHUB_SERVICES_DIR (default: .ci/.services), PIDs in its pids file.
+# State lives in $WIREHUB_TEST_SERVICES_DIR (default: .ci/.services), PIDs in its pids file.
 set -euo pipefail
 
-DIR="${WIREHUB_SERVICES_DIR:-$(cd "$(dirname "$0")" && pwd)/.services}"
+DIR="${WIREHUB_TEST_SERVICES_DIR:-$(cd "$(dirname "$0")" && pwd)/.services}"
 PIDS="$DIR/pids"
 
 free_port() {  # a free port P whose P+10000 is free too (a cluster node's bus port)

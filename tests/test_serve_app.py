@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -66,3 +67,17 @@ async def test_serve_a_node_factory_with_the_loaded_config(
         args=["--app", "myapp:create_node"],
     )
     assert await _rpc(server) == {"method": "ping", "port": 0}
+
+
+def test_configuration_warnings_come_out_in_the_log_format(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    """With log.format = "json", a warning about the environment is a JSON line too."""
+    server = server_factory(
+        '[log]\nformat = "json"\n[client]\nallow_anonymous_connect_without_token = true\n',
+        env={"WIREHUB_SERVR__PORT": "1"},
+    )
+    line = server.wait_for(r"ignoring WIREHUB_SERVR__PORT").string
+    entry = json.loads(line)
+    assert entry["level"] == "warning"
+    assert "did you mean WIREHUB_SERVER" in entry["message"]

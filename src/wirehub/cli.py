@@ -50,11 +50,23 @@ def _warn(message: str) -> None:
     click.echo(f"wirehub: warning: {message}", err=True)
 
 
-def _load(path: str | None, overrides: dict[str, Any]) -> Config:
+def _load(path: str | None, overrides: dict[str, Any], warnings: list[str] | None = None) -> Config:
+    """Load the configuration; its warnings go to ``warnings`` when given (to be logged
+    once logging is set up), else straight to stderr."""
+    warn = _warn if warnings is None else warnings.append
     try:
-        return load_config(path, overrides, warn=_warn)
+        return load_config(path, overrides, warn=warn)
     except ConfigError as exc:
         _fail(f"invalid configuration: {exc}")
+
+
+def _log_warnings(config: Config, warnings: list[str]) -> None:
+    """Set up the server's logging early, so configuration warnings come out in its
+    format (a JSON line with ``log.format = "json"``)."""
+    if warnings:
+        logging.config.dictConfig(logging_config(config.server.log_level, config.log.format))
+        for message in warnings:
+            logging.getLogger("wirehub.config").warning("%s", message)
 
 
 @click.group()
@@ -96,8 +108,10 @@ def serve(
     flags = {"host": host, "port": port, "log_level": log_level}
     server = {key: value for key, value in flags.items() if value is not None}
     overrides = {"server": server} if server else {}
+    warnings: list[str] = []
     try:
-        config, app = _config_and_app(config_path, overrides, app_target)
+        config, app = _config_and_app(config_path, overrides, app_target, warnings)
+        _log_warnings(config, warnings)
         if workers > 1:
             from wirehub.workers import check_workers, serve_workers
 
@@ -113,7 +127,10 @@ def serve(
 
 
 def _config_and_app(
-    config_path: str | None, overrides: dict[str, Any], app_target: str | None
+    config_path: str | None,
+    overrides: dict[str, Any],
+    app_target: str | None,
+    warnings: list[str],
 ) -> tuple[Config, Node | Callable[[Config], Node] | None]:
     """The configuration to serve, and the application's Node (or factory) if any.
 
@@ -121,10 +138,10 @@ def _config_and_app(
     flags still apply to it, a ``--config`` file cannot.
     """
     if app_target is None:
-        return _load(config_path, overrides), None
+        return _load(config_path, overrides, warnings), None
     app = load_app(app_target)
     if not isinstance(app, Node):
-        return _load(config_path, overrides), app
+        return _load(config_path, overrides, warnings), app
     if config_path is not None:
         _fail(f"--config: {app_target} is a Node built with its own configuration")
     return _with_overrides(app.config, overrides), app
