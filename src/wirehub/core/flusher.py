@@ -5,6 +5,11 @@ append in a tick registers the connection here, and one ``call_soon`` callback p
 (not one per connection) writes each registered connection's queue as a single frame.
 Under load this turns N messages per connection into one write call, the cost that
 dominates a fan-out server (``DESIGN.md``, "The hot path").
+
+The flusher also counts the publication bytes fanned out since its last run
+(:attr:`TickFlusher.produced`): a connection whose commands publish a lot yields to
+the event loop once that passes a budget, so that subscribers' queues are written
+before they grow further (``reliability.md`` A3).
 """
 
 from __future__ import annotations
@@ -23,15 +28,28 @@ class TickFlusher:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._pending: list[Flushable] = []
+        self._scheduled = False
+        self.produced = 0
+        """Bytes of publications fanned out since the last flush."""
 
     def schedule(self, target: Flushable) -> None:
         """Flush ``target`` at the end of this tick. The caller schedules each target
         at most once per tick."""
-        if not self._pending:
+        if not self._scheduled:
+            self._scheduled = True
             self._loop.call_soon(self._flush)
         self._pending.append(target)
 
+    def account(self, size: int) -> None:
+        """Count ``size`` bytes of a publication being fanned out."""
+        self.produced += size
+        if not self._scheduled:  # the count is reset by the next flush, even an empty one
+            self._scheduled = True
+            self._loop.call_soon(self._flush)
+
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
+        self._scheduled = False
+        self.produced = 0
         for target in pending:
             target.flush()

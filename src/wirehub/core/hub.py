@@ -20,9 +20,6 @@ from __future__ import annotations
 from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
-from wirehub.protocol.json_codec import json_payload
 from wirehub.protocol.types import ClientInfo, Join, Leave, Publication, Push, Reply, StreamPosition
 
 if TYPE_CHECKING:
@@ -35,40 +32,24 @@ Buffered = list[tuple[Publication, StreamPosition]]
 
 
 class _Encoder:
-    """Encodes one push at most once per codec, on first use."""
+    """Encodes one push at most once per codec, on first use.
+
+    Payloads were checked when published (:mod:`wirehub.core.publish`): whatever
+    reaches a channel can be encoded for every codec subscribed to it (JSON clients are
+    refused binary channels at subscribe), so nothing is checked here.
+    """
 
     __slots__ = ("_cache", "_reply")
 
     def __init__(self, reply: Reply) -> None:
         self._reply = reply
-        self._cache: dict[str, bytes | None] = {}
+        self._cache: dict[str, bytes] = {}
 
-    def get(self, codec: Codec) -> bytes | None:
-        name = codec.name
-        if name not in self._cache:
-            self._cache[name] = self._encode(codec)
-        return self._cache[name]
-
-    def _encode(self, codec: Codec) -> bytes | None:
-        reply = self._reply
-        pub = reply.push.pub if reply.push is not None else None
-        if not codec.binary and pub is not None:
-            # A payload from a Protobuf client may be binary, or JSON with raw newlines;
-            # checked once per publication, never per subscriber. None: can't be sent.
-            try:
-                data = json_payload(bytes(pub.data))
-            except ValueError:
-                return None
-            if data is not pub.data:
-                reply = _with_data(reply, pub, data)
-        return codec.encode_reply(reply)
-
-
-def _with_data(reply: Reply, pub: Publication, data: object) -> Reply:
-    push = reply.push
-    assert push is not None
-    new_pub = msgspec.structs.replace(pub, data=data)
-    return msgspec.structs.replace(reply, push=msgspec.structs.replace(push, pub=new_pub))
+    def get(self, codec: Codec) -> bytes:
+        data = self._cache.get(codec.name)
+        if data is None:
+            data = self._cache[codec.name] = codec.encode_reply(self._reply)
+        return data
 
 
 class Hub:
@@ -105,6 +86,11 @@ class Hub:
 
     def user_clients(self, user: str) -> list[Client]:
         return list(self._users.get(user, ()))
+
+    def user_count(self, user: str) -> int:
+        """How many connections ``user`` has on this node."""
+        connections = self._users.get(user)
+        return 0 if connections is None else len(connections)
 
     @property
     def num_clients(self) -> int:
@@ -208,23 +194,16 @@ class Hub:
 
 def _fan_out(clients: tuple[Client, ...], encoder: _Encoder) -> None:
     codec: Codec | None = None
-    data: bytes | None = None
+    data = b""
     for client in clients:
         if client.codec is not codec:
             codec = client.codec
             data = encoder.get(codec)
-        if data is None:
-            client.unsupported_payload()
-        else:
-            client.enqueue(data)
+        client.enqueue(data)
 
 
 def _deliver(client: Client, encoder: _Encoder) -> None:
-    data = encoder.get(client.codec)
-    if data is None:
-        client.unsupported_payload()
-    else:
-        client.enqueue(data)
+    client.enqueue(encoder.get(client.codec))
 
 
 def _discard(index: MutableMapping[str, Any], channel: str, client: Client) -> None:

@@ -21,14 +21,8 @@ from typing import Any, Self
 from msgspec import Raw
 
 from wirehub._version import __version__
-from wirehub.brokers.base import (
-    Broker,
-    HistoryOptions,
-    HistoryPage,
-    PresenceManager,
-    PublishOptions,
-)
-from wirehub.config import Config, NamespaceOptions
+from wirehub.brokers.base import Broker, HistoryOptions, HistoryPage, PresenceManager
+from wirehub.config import Config
 from wirehub.core.channels import ChannelRules
 from wirehub.core.client import Client
 from wirehub.core.events import (
@@ -41,7 +35,6 @@ from wirehub.core.events import (
     DisconnectHandler,
     MessageEvent,
     MessageHandler,
-    PublishEvent,
     PublishHandler,
     RefreshEvent,
     RefreshHandler,
@@ -54,7 +47,9 @@ from wirehub.core.events import (
 )
 from wirehub.core.flusher import TickFlusher
 from wirehub.core.hub import Hub
-from wirehub.core.payload import EMPTY, to_raw
+from wirehub.core.limits import CommandLimiter
+from wirehub.core.payload import EMPTY, payload, to_raw
+from wirehub.core.publish import check_protocol, client_publish, publish
 from wirehub.core.subscriptions import (
     Subscribed,
     for_client,
@@ -67,6 +62,7 @@ from wirehub.errors import (
     DISCONNECT_INVALID_TOKEN,
     DISCONNECT_SHUTDOWN,
     ERROR_BAD_REQUEST,
+    ERROR_INTERNAL,
     ERROR_METHOD_NOT_FOUND,
     ERROR_PERMISSION_DENIED,
     ClientError,
@@ -142,6 +138,7 @@ class Node:
         self.version = __version__
         self.clock = clock
         self.rules = ChannelRules(self.config.channel)
+        self.limiter = CommandLimiter(self.config.client.rate_limit.client_command)
         self.hub = Hub()
         if broker is None:
             from wirehub.brokers.memory import MemoryBroker
@@ -218,6 +215,10 @@ class Node:
     def subscribe_handler(self) -> SubscribeHandler | None:
         return self._on_subscribe
 
+    @property
+    def publish_handler(self) -> PublishHandler | None:
+        return self._on_publish
+
     # Lifecycle.
 
     async def __aenter__(self) -> Self:
@@ -271,20 +272,28 @@ class Node:
     # Server API.
 
     async def publish(
-        self, channel: str, data: Any, *, tags: dict[str, str] | None = None
+        self,
+        channel: str,
+        data: Any,
+        *,
+        tags: dict[str, str] | None = None,
+        skip_history: bool = False,
     ) -> StreamPosition:
-        """Publish ``data`` (any JSON value, or ``bytes`` of JSON) into ``channel``.
+        """Publish ``data`` into ``channel``: any JSON value, or ``bytes`` (or
+        ``msgspec.Raw``) of JSON; in a namespace with ``publication_data_format =
+        "binary"``, ``bytes`` are sent as they are.
 
-        Returns the stream position: the publication's offset and the epoch when the
-        namespace keeps history, offset 0 otherwise.
+        The payload is checked against the namespace before anything is stored or sent
+        (:mod:`wirehub.core.publish`). Returns the stream position: the publication's
+        offset and the epoch when the namespace keeps history, offset 0 otherwise.
 
         Raises:
             ClientError: 102 for an unknown namespace, 107 for an invalid name.
-            ValueError: ``data`` is not JSON.
+            InvalidPayload: error 107, a ``ClientError`` and a ``ValueError``: the
+                namespace does not allow ``data`` (not JSON a JSON client can parse,
+                not an object for ``json_object``, empty).
         """
-        options = self.rules.namespace(channel)
-        publication = Publication(data=to_raw(data), tags=tags or None)
-        return await self.broker.publish(channel, publication, _publish_options(options))
+        return await publish(self, channel, data, tags=tags, skip_history=skip_history)
 
     async def history(
         self,
@@ -304,9 +313,13 @@ class Node:
 
     def send(self, data: Any, *, client: str | None = None, user: str | None = None) -> int:
         """Push a ``message`` to one connection, or to every connection of ``user`` on
-        this node; return how many got it."""
+        this node; return how many got it.
+
+        Raises:
+            InvalidPayload: ``data`` is not JSON every client can parse (a ValueError).
+        """
         targets = self._targets("send", client, user)
-        reply = Reply(push=Push(message=Message(data=to_raw(data))))
+        reply = Reply(push=Push(message=Message(data=payload(data))))
         encoded: dict[str, bytes] = {}
         for target in targets:
             codec = target.codec
@@ -325,10 +338,15 @@ class Node:
         Raises:
             ClientError: 102 for an unknown namespace, 107 for an invalid name.
         """
-        self.rules.namespace(channel)
+        options = self.rules.namespace(channel)
         count = 0
         for target in self._targets("subscribe", client, user):
             if channel in target.channels or target.closed:
+                continue
+            try:
+                check_protocol(target.codec, options)
+            except ClientError:
+                logger.info("client %s (JSON) not subscribed to binary %s", target.id, channel)
                 continue
             subscribed = await subscribe_channel(
                 self, target, SubscribeRequest(channel=channel), server_side=True
@@ -396,6 +414,7 @@ class Node:
     def handle_publication(
         self, channel: str, publication: Publication, position: StreamPosition
     ) -> None:
+        self.flusher.account(len(publication.data))
         self.hub.broadcast_publication(channel, publication, position)
 
     def handle_join(self, channel: str, info: ClientInfo) -> None:
@@ -532,23 +551,14 @@ class Node:
             await self.broker.unsubscribe(channel)
 
     async def client_publish(self, client: Client, request: PublishRequest) -> None:
-        channel = request.channel
-        options = self.rules.check_publish(
-            channel, client.user, subscribed=channel in client.channels
-        )
-        data = request.data
-        if self._on_publish is not None:
-            event = PublishEvent(client.id, client.user, channel, bytes(data))
-            reply = await self._on_publish(event)
-            if reply is not None and reply.data is not None:
-                data = to_raw(reply.data)
-        info = client.channel_info(channel, client.channels.get(channel))
-        publication = Publication(data=data, info=info)
-        await self.broker.publish(channel, publication, _publish_options(options))
+        await client_publish(self, client, request)
 
     async def client_history(self, client: Client, request: HistoryRequest) -> HistoryResult:
         channel = request.channel
-        self.rules.check_history(channel, client.user, subscribed=channel in client.channels)
+        options = self.rules.check_history(
+            channel, client.user, subscribed=channel in client.channels
+        )
+        check_protocol(client.codec, options)
         since = request.since
         if request.reverse and since is not None and since.offset == 0:
             raise ERROR_BAD_REQUEST
@@ -558,8 +568,13 @@ class Node:
         if since is not None and since.epoch and since.epoch != page.position.epoch:
             raise ClientError(ErrorCode.UNRECOVERABLE_POSITION, "unrecoverable position")
         position = page.position
+        try:
+            publications = for_client(client, page.publications)
+        except ValueError:
+            logger.error("the history of %r holds a payload JSON clients can't parse", channel)
+            raise ERROR_INTERNAL from None
         return HistoryResult(
-            publications=for_client(client, page.publications),
+            publications=publications,
             epoch=position.epoch,
             offset=position.offset,
         )
@@ -607,12 +622,3 @@ def _connecting_event(client: Client, request: ConnectRequest) -> ConnectingEven
         version=request.version,
         headers=request.headers or {},
     )
-
-
-def _publish_options(options: NamespaceOptions) -> PublishOptions:
-    if not options.history_enabled:
-        return _NO_HISTORY
-    return PublishOptions(history_size=options.history_size, history_ttl=options.history_ttl)
-
-
-_NO_HISTORY = PublishOptions()
