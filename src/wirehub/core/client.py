@@ -499,6 +499,7 @@ class Client:
             raise DISCONNECT_BAD_REQUEST
         try:
             credentials, data, channels = await self._node.authenticate(self, request)
+            expire_at = expiry.clamp_expire_at(credentials.expire_at)  # bad: nothing done yet
         except Exception:
             # The SDK closes and retries; any further command from here is a 3501.
             self._connect_failed = True
@@ -533,7 +534,7 @@ class Client:
             raise DISCONNECT_INTERNAL from None
         if self.closed:
             return
-        result = self._connect_result(credentials.expire_at, data, subs)
+        result = self._connect_result(expire_at, data, subs)
         held, self._held = self._held, None
         self._send(Reply(id=command.id, connect=result))
         for data_held in held:

@@ -6,8 +6,9 @@ append in a tick registers the connection here, and one ``call_soon`` callback p
 Under load this turns N messages per connection into one write call, the cost that
 dominates a fan-out server (``DESIGN.md``, "The hot path").
 
-The flusher also counts the publication bytes fanned out since its last run
-(:attr:`TickFlusher.produced`): a connection whose commands publish a lot yields to
+The flusher also counts the bytes of the publications fanned out since its last run
+(:attr:`TickFlusher.produced`, each counted once: what any one subscriber's queue grew
+by at most): a connection whose commands publish a lot yields to
 the event loop once that passes a budget, so that subscribers' queues are written
 before they grow further (``reliability.md`` A3).
 """
@@ -41,7 +42,9 @@ class TickFlusher:
         self._pending.append(target)
 
     def account(self, size: int) -> None:
-        """Count ``size`` bytes of a publication being fanned out."""
+        """Count a publication fanned out (``size``: its largest encoding)."""
+        if not size:
+            return
         self.produced += size
         if not self._scheduled:  # the count is reset by the next flush, even an empty one
             self._scheduled = True

@@ -51,6 +51,11 @@ class _Encoder:
             data = self._cache[codec.name] = codec.encode_reply(self._reply)
         return data
 
+    @property
+    def size(self) -> int:
+        """The largest encoding made; 0 when none was needed."""
+        return max(map(len, self._cache.values()), default=0)
+
 
 class Hub:
     def __init__(self) -> None:
@@ -148,8 +153,9 @@ class Hub:
 
     def broadcast_publication(
         self, channel: str, publication: Publication, position: StreamPosition
-    ) -> None:
-        """Queue ``publication`` for every subscriber of ``channel`` on this node."""
+    ) -> int:
+        """Queue ``publication`` for every subscriber of ``channel`` on this node;
+        return the size of its largest encoding (what each subscriber's queue grew by)."""
         encoder = _Encoder(Reply(push=Push(channel=channel, pub=publication)))
         plain = self._plain.get(channel)
         if plain:
@@ -162,6 +168,7 @@ class Hub:
         if recovering:
             for buffer in recovering.values():
                 buffer.append((publication, position))
+        return encoder.size
 
     def _deliver_positioned(
         self,

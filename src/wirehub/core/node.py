@@ -414,8 +414,7 @@ class Node:
     def handle_publication(
         self, channel: str, publication: Publication, position: StreamPosition
     ) -> None:
-        self.flusher.account(len(publication.data))
-        self.hub.broadcast_publication(channel, publication, position)
+        self.flusher.account(self.hub.broadcast_publication(channel, publication, position))
 
     def handle_join(self, channel: str, info: ClientInfo) -> None:
         self.hub.broadcast_join(channel, info)
