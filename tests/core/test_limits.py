@@ -26,6 +26,7 @@ from tests.core.fakes import (
     make_config,
     pb_frame,
 )
+from tests.support.server import timeout
 from wirehub import Node
 from wirehub.core.client import Client
 from wirehub.core.events import (
@@ -114,6 +115,15 @@ def replies(transport: FakeTransport) -> dict[int, dict[str, Any]]:
     return {m["id"]: m for m in transport.messages if m.get("id")}
 
 
+def answered(transport: FakeTransport) -> int:
+    """How many replies were written, counted without parsing (waits re-check often)."""
+    return sum(frame.count(b'{"id":') for frame in transport.frames)
+
+
+LONG = timeout(20.0)
+"""For waits on thousands of commands, on a loaded machine."""
+
+
 # Command rate limits (P6).
 
 
@@ -121,7 +131,7 @@ async def test_total_bucket_refuses_with_111_and_the_connection_stays() -> None:
     async with make_node(limits(total=bucket(5))) as node:
         client, transport = await connect(node, "")  # the connect takes 1 of 5 tokens
         client.handle_frame(publishes(6))
-        await transport.wait_for(lambda: len(replies(transport)) == 7)
+        await transport.wait_for(lambda: answered(transport) == 7, LONG)
         answers = replies(transport)
         assert [answers[10 + n].get("publish") for n in range(4)] == [{}] * 4
         for n in (4, 5):
@@ -210,7 +220,7 @@ async def test_rate_limits_off() -> None:
         assert not node.limiter.enabled
         client, transport = await connect(node, "")
         client.handle_frame(publishes(2000))
-        await transport.wait_for(lambda: len(replies(transport)) == 2001)
+        await transport.wait_for(lambda: answered(transport) == 2001, LONG)
         assert client._rate is None
 
 
@@ -238,7 +248,7 @@ async def test_pipelined_publishes_never_close_subscribers_that_read() -> None:
         subscribers = [await subscriber(node) for _ in range(50)]
         publisher, publisher_transport = await connect(node, "")
         publisher.handle_frame(publishes(2605))
-        await publisher_transport.wait_for(lambda: len(replies(publisher_transport)) == 2606)
+        await publisher_transport.wait_for(lambda: answered(publisher_transport) == 2606, LONG)
         await asyncio.sleep(0)  # the last tick's flush
         for _, transport in subscribers:
             assert not transport.closed
@@ -260,7 +270,7 @@ async def test_pipelined_history_waits_for_its_own_replies_to_be_written() -> No
         assert transport.frames[1:] == []  # nothing written while the socket is full
         assert len(client._queue) == 1  # one reply queued, then the loop waited
         client.resume_writing()  # the reader takes what comes
-        await transport.wait_for(lambda: len(replies(transport)) == 11)
+        await transport.wait_for(lambda: answered(transport) == 11, LONG)
         assert max(len(f) for f in transport.frames) < 100_000  # one reply per write
         answers = replies(transport)
         assert all(len(answers[20 + i]["history"]["publications"]) == 10 for i in range(10))
@@ -288,7 +298,7 @@ async def test_a_subscriber_that_does_not_read_still_gets_3008() -> None:
         publisher.handle_frame(publishes(500))
         closed = await slow_transport.wait_closed()
         assert (closed.code, closed.reason) == (3008, "slow")
-        await publisher_transport.wait_for(lambda: len(replies(publisher_transport)) == 501)
+        await publisher_transport.wait_for(lambda: answered(publisher_transport) == 501, LONG)
         await asyncio.sleep(0)
         assert received(reader) == list(range(500))
         assert not reader.closed
@@ -308,11 +318,32 @@ async def test_canary_on_another_channel_is_served_during_a_flood() -> None:
         flooder.handle_frame(publishes(3000, channel="chat:x", size=200))
         other.handle_frame(frame({"publish": {"channel": "chat:y", "data": {"n": 0}}, "id": 9}))
         await canary.wait_for(lambda: received(canary, "chat:y") == [0])
-        assert len(replies(flooder_transport)) < 3001  # the flood was not over
-        await flooder_transport.wait_for(lambda: len(replies(flooder_transport)) == 3001)
+        assert answered(flooder_transport) < 3001  # the flood was not over
+        await flooder_transport.wait_for(lambda: answered(flooder_transport) == 3001, LONG)
         await asyncio.sleep(0)
         for _, transport in flooded:
             assert received(transport, "chat:x") == list(range(3000))
+
+
+async def test_a_burst_yields_but_its_subscribers_still_get_one_write() -> None:
+    """Yields for fairness flush only short queues: the burst's 200 subscribers get its
+    200 publications in one frame each (as without yields), while a canary on another
+    channel, published to by another connection, is written during the burst."""
+    async with make_node(NO_LIMITS) as node:
+        flooded = [await subscriber(node, "chat:x") for _ in range(200)]
+        _, canary = await subscriber(node, "chat:y")
+        before = [len(t.frames) for _, t in flooded]
+        flooder, flooder_transport = await connect(node, "")
+        other, _ = await connect(node, "")
+        flooder.handle_frame(publishes(200, channel="chat:x"))
+        other.handle_frame(frame({"publish": {"channel": "chat:y", "data": {"n": 0}}, "id": 9}))
+        await canary.wait_for(lambda: received(canary, "chat:y") == [0])
+        assert answered(flooder_transport) < 201  # still publishing
+        await flooder_transport.wait_for(lambda: answered(flooder_transport) == 201, LONG)
+        await asyncio.sleep(0)
+        for (_, transport), count in zip(flooded, before, strict=True):
+            assert len(transport.frames) == count + 1
+            assert received(transport, "chat:x") == list(range(200))
 
 
 # Connections per user (client.user_connection_limit).

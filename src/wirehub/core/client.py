@@ -12,8 +12,9 @@ Rules (``centrifugo-protocol.md`` §3, §8):
    ``_INBOX_HIGH`` commands wait; command handling waits while the connection's own
    output is not written (more than a quarter of ``queue_max_size`` queued, or the
    socket's buffer full) and resumes once its reader took it; and it yields to the
-   event loop after ``_SLICE`` seconds or a quarter of ``queue_max_size`` of
-   publications fanned out, so the flusher writes what subscribers were queued.
+   event loop when the publications it fanned out call for it
+   (:meth:`TickFlusher.should_yield`: a quarter of ``queue_max_size`` of them, or
+   enough deliveries per waiting connection) or after ``_SLICE`` seconds without.
    Commands are rate limited per connection (:mod:`wirehub.core.limits`): 111, then
    3013.
 4. Errors: a :class:`ClientError` becomes an error reply and the connection stays; a
@@ -41,6 +42,7 @@ from msgspec import Raw
 
 from wirehub.core import expiry
 from wirehub.core.events import ServerSubscription
+from wirehub.core.flusher import YIELD_DELIVERIES
 from wirehub.core.limits import check_user_connections
 from wirehub.core.payload import EMPTY, to_raw
 from wirehub.core.subscriptions import ChannelContext
@@ -98,8 +100,10 @@ DISCONNECT_SUBSCRIPTION_EXPIRED = Disconnect(
 # Frames waiting to be handled before the transport stops reading, and where it resumes.
 _INBOX_HIGH = 256
 _INBOX_LOW = 64
-# Longest run of one connection's commands in one event-loop turn, seconds.
-_SLICE = 0.005
+# Longest run of one connection's commands in one event-loop turn, seconds: a backstop
+# for commands that are slow without fanning out much (RPC or history handlers); fan-out
+# yields by TickFlusher.should_yield, whose rules cost less throughput than a time slice.
+_SLICE = 0.05
 
 
 class ClientState(enum.Enum):
@@ -250,6 +254,10 @@ class Client:
             self._flush_scheduled = True
             self._node.flusher.schedule(self)
 
+    @property
+    def queued_messages(self) -> int:
+        return len(self._queue)
+
     def flush(self) -> None:
         """Write everything queued as one frame."""
         self._flush_scheduled = False
@@ -370,7 +378,6 @@ class Client:
     async def _run_inbox(self) -> None:
         loop = self._node.loop
         flusher = self._node.flusher
-        budget = self._settings.queue_max_size >> 2
         try:
             deadline = loop.time() + _SLICE
             while self._inbox and self.state is not ClientState.CLOSED:
@@ -382,7 +389,9 @@ class Client:
                     break
                 if self._output_waiting():
                     await self._drained()
-                elif flusher.produced > budget or loop.time() > deadline:
+                elif flusher.should_yield() or (
+                    loop.time() > deadline and flusher.delivered < YIELD_DELIVERIES
+                ):
                     await asyncio.sleep(0)  # the flusher writes what was queued
                 else:
                     continue

@@ -153,22 +153,28 @@ class Hub:
 
     def broadcast_publication(
         self, channel: str, publication: Publication, position: StreamPosition
-    ) -> int:
-        """Queue ``publication`` for every subscriber of ``channel`` on this node;
-        return the size of its largest encoding (what each subscriber's queue grew by)."""
+    ) -> tuple[int, int]:
+        """Queue ``publication`` for every subscriber of ``channel`` on this node.
+
+        Returns the size of its largest encoding (what any subscriber's queue grew by)
+        and how many subscribers it was queued for.
+        """
         encoder = _Encoder(Reply(push=Push(channel=channel, pub=publication)))
+        reached = 0
         plain = self._plain.get(channel)
         if plain:
             # A snapshot: a subscriber that overflows its queue is removed mid-loop.
             _fan_out(tuple(plain), encoder)
+            reached = len(plain)
         positioned = self._positioned.get(channel)
         if positioned:
             self._deliver_positioned(channel, positioned, encoder, position)
+            reached += len(positioned)
         recovering = self._recovering.get(channel)
         if recovering:
             for buffer in recovering.values():
                 buffer.append((publication, position))
-        return encoder.size
+        return encoder.size, reached
 
     def _deliver_positioned(
         self,

@@ -237,7 +237,8 @@ class Node:
         if self._loop is not None:
             raise RuntimeError("this node is already running")
         self._loop = asyncio.get_running_loop()
-        self._flusher = TickFlusher(self._loop)
+        budget = self.config.client.queue_max_size >> 2
+        self._flusher = TickFlusher(self._loop, byte_budget=budget)
         await self.broker.start(self)
 
     async def close(self, disconnect: Disconnect = DISCONNECT_SHUTDOWN) -> None:
@@ -414,7 +415,8 @@ class Node:
     def handle_publication(
         self, channel: str, publication: Publication, position: StreamPosition
     ) -> None:
-        self.flusher.account(self.hub.broadcast_publication(channel, publication, position))
+        size, reached = self.hub.broadcast_publication(channel, publication, position)
+        self.flusher.account(size, reached)
 
     def handle_join(self, channel: str, info: ClientInfo) -> None:
         self.hub.broadcast_join(channel, info)
