@@ -212,7 +212,7 @@ class ClientCommandRateLimit(_Section):
         default_factory=CommandRateLimit, description="buckets of subscribe commands"
     )
     unsubscribe: CommandRateLimit = Field(
-        default_factory=CommandRateLimit, description="unsubscribe"
+        default_factory=CommandRateLimit, description="buckets of unsubscribe commands"
     )
     publish: CommandRateLimit = Field(
         default_factory=CommandRateLimit, description="buckets of publish commands"
@@ -224,13 +224,13 @@ class ClientCommandRateLimit(_Section):
         default_factory=CommandRateLimit, description="buckets of presence commands"
     )
     presence_stats: CommandRateLimit = Field(
-        default_factory=CommandRateLimit, description="presence_stats"
+        default_factory=CommandRateLimit, description="buckets of presence_stats commands"
     )
     refresh: CommandRateLimit = Field(
         default_factory=CommandRateLimit, description="buckets of refresh commands"
     )
     sub_refresh: CommandRateLimit = Field(
-        default_factory=CommandRateLimit, description="sub_refresh"
+        default_factory=CommandRateLimit, description="buckets of sub_refresh commands"
     )
     rpc: RpcRateLimit = Field(default_factory=RpcRateLimit, description="buckets of rpc commands")
     send: CommandRateLimit = Field(
