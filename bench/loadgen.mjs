@@ -46,6 +46,14 @@
 //   centrifugo subscribes to chat:p<k> and chat:g<j>; publishes to chat:g<j>
 //   socketio   421["join","p<k>"], 422["join","g<j>"]; the publisher emits "pubto" with
 //              the room and the payload
+//
+// scenario "fairness" (centrifugo only): C subscribers of the flood channel chat:flood, a
+// canary subscriber of chat:canary and a canary publisher sending `rate` publications/s
+// to it, each carrying its send time. Phase "quiet": the canary alone for `duration` s.
+// Phase "flood": the same, while `flooders` connections each keep `window` publishes to
+// chat:flood in flight (the next one sent as each reply comes) as fast as the server
+// answers. The result has the canary's p50/p99 (send -> receive, one clock) per phase,
+// the flood's publications and deliveries per second, and canary publications lost.
 
 import { performance } from 'node:perf_hooks';
 import readline from 'node:readline';
@@ -63,6 +71,7 @@ const N = opts.messages; // channels: publications per group (= per client)
 const LATENCY = opts.scenario === 'latency';
 const RPC = opts.scenario === 'rpc';
 const CHANNELS = opts.scenario === 'channels';
+const FAIRNESS = opts.scenario === 'fairness';
 const GROUP_SIZE = opts.group_size ?? 10;
 const GROUPS = Math.ceil(C / GROUP_SIZE);
 const NS = opts.channel.slice(0, opts.channel.indexOf(':') + 1); // "chat:"
@@ -374,6 +383,119 @@ async function publisher() {
   };
 }
 
+// ---- fairness ----------------------------------------------------------------------------
+// A plain centrifugo connection: connect, then hand every parsed reply/push to onMessage.
+function centrifugoConnection(onMessage) {
+  const ws = new WebSocket(opts.url, WS_OPTIONS);
+  return new Promise((resolve, reject) => {
+    ws.on('error', reject);
+    ws.on('close', () => { if (!closing) lostConnections++; });
+    ws.on('message', (data) => {
+      for (const part of data.toString().split('\n')) {
+        if (part === '{}') { ws.send('{}'); continue; }
+        if (part.length === 0) continue;
+        const msg = JSON.parse(part);
+        if (msg.id === 1) { if (msg.error) reject(new Error(JSON.stringify(msg.error))); else resolve(ws); }
+        else onMessage(msg, part);
+      }
+    });
+    ws.on('open', () => ws.send('{"connect":{},"id":1}'));
+  });
+}
+
+const canary = { sent: 0, received: 0, phase: 'quiet', quiet: [], flood: [] };
+
+async function canaryPair() {
+  let subscribed;
+  const ready = new Promise((r) => { subscribed = r; });
+  const sub = await centrifugoConnection((msg) => {
+    if (msg.id === 2) { subscribed(); return; }
+    const pub = msg.push && msg.push.pub;
+    if (!pub) return;
+    canary.received++;
+    canary[pub.data.phase].push(performance.now() - pub.data.t);
+  });
+  sub.send('{"subscribe":{"channel":"chat:canary"},"id":2}');
+  await ready;
+  const pub = await centrifugoConnection(() => {});
+  return {
+    send: (i) => {
+      canary.sent++;
+      const data = `{"i":${i},"t":${performance.now()},"phase":"${canary.phase}"}`;
+      pub.send(`{"publish":{"channel":"chat:canary","data":${data}},"id":${i + 2}}`);
+    },
+    close: () => { sub.close(); pub.close(); },
+  };
+}
+
+const flood = { running: false, sent: 0, acked: 0, errors: 0, t0: 0, t1: 0 };
+
+async function flooder() {
+  let ws;
+  const next = () => {
+    flood.sent++;
+    ws.send(`{"publish":{"channel":"chat:flood","data":${payload(flood.sent)}},"id":${flood.sent + 2}}`);
+  };
+  ws = await centrifugoConnection((msg) => {
+    if (msg.id === undefined) return;
+    if (msg.error) { if (++flood.errors <= 3) log(`flood error ${JSON.stringify(msg.error)}`); }
+    else flood.acked++;
+    if (flood.running) next();
+  });
+  return { start: () => { for (let w = 0; w < (opts.window ?? 50); w++) next(); }, close: () => ws.close() };
+}
+
+async function canaryPhase(pair, phase, first) {
+  canary.phase = phase;
+  const count = Math.max(1, Math.round(opts.rate * opts.duration));
+  const interval = 1000 / opts.rate;
+  const start = performance.now();
+  for (let i = 0; i < count; i++) {
+    const wait = start + i * interval - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    pair.send(first + i);
+  }
+  return count;
+}
+
+async function runFairness(pair, flooders) {
+  tFirstSend = performance.now();
+  const quiet = await canaryPhase(pair, 'quiet', 0);
+  flood.running = true;
+  flood.t0 = performance.now();
+  const delivered0 = delivered;
+  for (const f of flooders) f.start();
+  await canaryPhase(pair, 'flood', quiet);
+  flood.running = false;
+  flood.t1 = performance.now();
+  flood.deliveries = delivered - delivered0;
+  const deadline = performance.now() + Math.min(opts.timeout, 10) * 1000;
+  while (canary.received < canary.sent && performance.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  tLastDelivery = performance.now();
+  return canary.received === canary.sent;
+}
+
+function fairnessResult(result) {
+  const stats = (values) => {
+    const sorted = Float64Array.from(values).sort();
+    return { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), max: percentile(sorted, 1), n: sorted.length };
+  };
+  const quiet = stats(canary.quiet);
+  const flooded = stats(canary.flood);
+  const seconds = (flood.t1 - flood.t0) / 1000;
+  Object.assign(result, {
+    complete: result.complete && lostConnections === 0,
+    canary_sent: canary.sent, canary_lost: canary.sent - canary.received,
+    quiet_p50_ms: quiet.p50, quiet_p99_ms: quiet.p99, quiet_max_ms: quiet.max,
+    flood_p50_ms: flooded.p50, flood_p99_ms: flooded.p99, flood_max_ms: flooded.max,
+    flood_publications_per_s: flood.acked / seconds, flood_errors: flood.errors,
+    flood_deliveries_per_s: flood.deliveries / seconds,
+    delivered: canary.received + flood.deliveries, expected: canary.sent + flood.deliveries,
+  });
+}
+
 // ---- scenarios -------------------------------------------------------------------------
 function waitAllDelivered(deadline) {
   return new Promise((resolve) => {
@@ -444,7 +566,10 @@ async function main() {
   const factory = RPC ? rpcClient : CHANNELS ? channelsSubscriber : subscriber;
   const clients = await connectAll(factory);
   const connectSeconds = (performance.now() - t0) / 1000;
-  const pub = RPC ? null : await publisher();
+  const pub = RPC || FAIRNESS ? null : await publisher();
+  const pair = FAIRNESS ? await canaryPair() : null;
+  const flooders = [];
+  for (let k = 0; FAIRNESS && k < (opts.flooders ?? 1); k++) flooders.push(await flooder());
   out('READY', { clients: clients.length, connect_s: connectSeconds });
   await waitForLine(rl, 'GO');
 
@@ -452,6 +577,7 @@ async function main() {
   const wall0 = performance.now();
   let complete;
   if (RPC) complete = await runRpc(clients);
+  else if (FAIRNESS) complete = await runFairness(pair, flooders);
   else if (CHANNELS) complete = await runChannels(pub);
   else if (LATENCY) complete = await runLatency(pub);
   else complete = await runFanout(pub);
@@ -485,6 +611,7 @@ async function main() {
     result.p99_ms = percentile(sorted, 0.99);
     result.max_ms = percentile(sorted, 1);
   }
+  if (FAIRNESS) fairnessResult(result);
   if (LATENCY) {
     const sorted = latencies.slice(0, nLat).sort();
     result.latency_samples = nLat;
@@ -496,6 +623,8 @@ async function main() {
 
   closing = true;
   if (pub) pub.close();
+  if (pair) pair.close();
+  for (const f of flooders) f.close();
   for (const c of clients) c.ws.terminate();
   // Give the orchestrator a moment to read the result, then leave regardless.
   setTimeout(() => process.exit(0), 2000).unref();

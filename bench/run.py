@@ -50,12 +50,20 @@ SERVER_CORE = "0"
 LOADGEN_CORE = "1"
 
 
-SCENARIOS = ("fanout", "latency", "rpc", "channels")  # "channels" is MANY CHANNELS
+SCENARIOS = ("fanout", "latency", "rpc", "channels", "fairness")  # "channels": MANY CHANNELS
 
 
 # ---- stacks ------------------------------------------------------------------------------
 # What the raw peers do with a client's message, per scenario ("{mode}" in their argv).
-PEER_MODES = {"fanout": "broadcast", "latency": "broadcast", "rpc": "echo", "channels": "rooms"}
+PEER_MODES = {
+    "fanout": "broadcast",
+    "latency": "broadcast",
+    "rpc": "echo",
+    "channels": "rooms",
+    "fairness": "broadcast",
+}
+# Scenarios only the Centrifugo protocol can run (channels, replies, positions in time).
+CENTRIFUGO_ONLY = ("fairness",)
 
 
 @dataclass(frozen=True)
@@ -337,6 +345,7 @@ class Case:
     rate: float = 0.0  # latency: publications per second
     duration: float = 0.0  # rpc: seconds of closed-loop round trips
     group_size: int = 0  # channels: clients per group channel
+    flooders: int = 0  # fairness: connections flooding the other channel
 
     @property
     def key(self) -> str:
@@ -352,6 +361,12 @@ class Case:
             return (
                 f"RPC, C = {self.clients} clients, closed-loop echo round trips for "
                 f"{self.duration:g} s"
+            )
+        if self.scenario == "fairness":
+            return (
+                f"FAIRNESS, a canary on its own channel at {self.rate:g} publications/s, "
+                f"{self.duration:g} s alone then {self.duration:g} s during a flood of another "
+                f"channel ({self.clients} subscribers) from {self.flooders} connection(s)"
             )
         if self.scenario == "channels":
             groups = -(-self.clients // self.group_size)
@@ -381,7 +396,11 @@ def measure(stack: Stack, case: Case, args: argparse.Namespace, tag: str) -> dic
         "concurrency": args.concurrency,
         "duration": case.duration,
         "group_size": case.group_size or 10,
+        "flooders": case.flooders or 1,
+        "window": args.flood_window,
     }
+    if case.scenario == "fairness":
+        options["channel"] = "chat:flood"
     server_log = logs / f"{tag}-{stack.name}-server.log"
     with server(stack, server_log, case.scenario) as (proc, port):
         time.sleep(0.3)  # let it settle after binding
@@ -439,6 +458,19 @@ def measure(stack: Stack, case: Case, args: argparse.Namespace, tag: str) -> dic
         run["errors"] = result["errors"]
     if case.scenario == "channels":
         run["publications"] = result["publications"]
+    if case.scenario == "fairness":
+        for key in (
+            "quiet_p50_ms",
+            "quiet_p99_ms",
+            "flood_p50_ms",
+            "flood_p99_ms",
+            "flood_max_ms",
+            "flood_publications_per_s",
+            "flood_deliveries_per_s",
+            "canary_lost",
+            "flood_errors",
+        ):
+            run[key] = result[key]
     return run
 
 
@@ -456,6 +488,14 @@ METRICS: dict[str, tuple[str, bool, str]] = {
     "us_per_connect": ("server CPU µs/connect", False, "{:.0f}"),
     "server_sys_pct": ("of which kernel %", False, "{:.0f}"),
     "loadgen_cpu_pct": ("loadgen CPU %", False, "{:.0f}"),
+    "quiet_p50_ms": ("canary p50 ms, alone", False, "{:.2f}"),
+    "quiet_p99_ms": ("canary p99 ms, alone", False, "{:.2f}"),
+    "flood_p50_ms": ("canary p50 ms, during the flood", False, "{:.2f}"),
+    "flood_p99_ms": ("canary p99 ms, during the flood", False, "{:.2f}"),
+    "flood_max_ms": ("canary max ms, during the flood", False, "{:.2f}"),
+    "flood_publications_per_s": ("flood publications/s", True, "{:,.0f}"),
+    "flood_deliveries_per_s": ("flood deliveries/s", True, "{:,.0f}"),
+    "canary_lost": ("canary publications lost", False, "{:.0f}"),
 }
 CASE_COLUMNS = {
     "fanout": (
@@ -486,6 +526,17 @@ CASE_COLUMNS = {
         ("rss_per_1000_mib", False),
         ("connects_per_s", False),
         ("us_per_connect", False),
+        ("loadgen_cpu_pct", False),
+    ),
+    "fairness": (
+        ("quiet_p50_ms", False),
+        ("quiet_p99_ms", False),
+        ("flood_p50_ms", False),
+        ("flood_p99_ms", False),
+        ("flood_max_ms", False),
+        ("flood_publications_per_s", False),
+        ("flood_deliveries_per_s", False),
+        ("canary_lost", False),
         ("loadgen_cpu_pct", False),
     ),
 }
@@ -659,6 +710,17 @@ def report(
             "echo the message; socket.io peers acknowledge an `echo` emit with its data "
             "(emit with a callback).",
         ]
+    if "fairness" in scenarios:
+        out += [
+            "- FAIRNESS (Centrifugo protocol only): a canary publisher sends `--rate` "
+            "publications/s, each with its send time, to a channel with one canary subscriber; "
+            "its send → receive time (load generator clock) is measured for `--fair-duration` s "
+            "alone, then for as long again while `--flooders` connections each keep "
+            "`--flood-window` publishes to another channel in flight (the next sent as each "
+            "reply arrives), fanned out to C subscribers. Same server, same run. The rate "
+            "limit is off in bench/wirehub.toml, so the flood goes as fast as the server "
+            "answers.",
+        ]
     if "channels" in scenarios:
         out += [
             "- MANY CHANNELS: each client subscribes to its personal channel and its group's "
@@ -759,6 +821,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--group-messages", type=int, default=20, help="channels: publications per group"
     )
+    parser.add_argument(
+        "--fair-clients", type=int, default=200, help="fairness: subscribers of the flood"
+    )
+    parser.add_argument(
+        "--fair-duration", type=float, default=5, help="fairness: seconds per phase"
+    )
+    parser.add_argument("--flooders", type=int, default=2, help="fairness: flooding connections")
+    parser.add_argument(
+        "--flood-window", type=int, default=50, help="fairness: publishes in flight per flooder"
+    )
     parser.add_argument("--payload", type=int, default=64, help="bytes of padding per publication")
     parser.add_argument("--timeout", type=float, default=60, help="bound on one measured window, s")
     parser.add_argument("--concurrency", type=int, default=100, help="handshakes in flight")
@@ -783,6 +855,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.rpc_duration = min(args.rpc_duration, 1.0)
         args.channel_clients = min(args.channel_clients, 20)
         args.group_messages = min(args.group_messages, 3)
+        args.fair_clients = min(args.fair_clients, 5)
+        args.fair_duration = min(args.fair_duration, 1.0)
         args.timeout = min(args.timeout, 15)
         args.no_charts = True
         args.output = args.output or args.results_dir / "SMOKE.md"
@@ -804,7 +878,25 @@ def cases(args: argparse.Namespace) -> list[Case]:
         out.append(
             Case("channels", args.channel_clients, args.group_messages, group_size=args.group_size)
         )
+    if "fairness" in wanted:
+        out.append(
+            Case(
+                "fairness",
+                args.fair_clients,
+                0,
+                args.rate,
+                duration=args.fair_duration,
+                flooders=args.flooders,
+            )
+        )
     return out
+
+
+def runnable(stacks: list[Stack], case: Case) -> list[Stack]:
+    """The stacks that can run ``case`` (FAIRNESS needs the Centrifugo protocol)."""
+    if case.scenario in CENTRIFUGO_ONLY:
+        return [stack for stack in stacks if stack.proto == "centrifugo"]
+    return stacks
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -824,7 +916,7 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now(dt.UTC)
     results = [CaseResults(case) for case in todo]
     stacks = [STACKS[name] for name in args.stacks]
-    total = len(todo) * args.rounds * len(stacks)
+    total = args.rounds * sum(len(runnable(stacks, case)) for case in todo)
     step = 0
     t0 = time.monotonic()
     raw: list[dict[str, Any]] = []
@@ -834,7 +926,7 @@ def main(argv: list[str] | None = None) -> int:
             res.rounds.append({})
             # Interleave: every stack once per round, in an order rotated each round.
             order = stacks[rnd % len(stacks) :] + stacks[: rnd % len(stacks)]
-            for stack in order:
+            for stack in runnable(order, res.case):
                 step += 1
                 prefix = (
                     f"[{step:>3}/{total}] {time.monotonic() - t0:6.1f}s round {rnd + 1}/{args.rounds} "
@@ -860,6 +952,14 @@ def main(argv: list[str] | None = None) -> int:
                         f"{fmt('us_per_round_trip', run['us_per_round_trip'])} µs/rt, "
                         f"p50 {fmt('p50_ms', run['p50_ms'])} p99 {fmt('p99_ms', run['p99_ms'])} ms, "
                         f"kernel {fmt('server_sys_pct', run['server_sys_pct'])}%"
+                    )
+                elif res.case.scenario == "fairness":
+                    summary = (
+                        f"canary p50/p99 {fmt('quiet_p50_ms', run['quiet_p50_ms'])}/"
+                        f"{fmt('quiet_p99_ms', run['quiet_p99_ms'])} ms alone, "
+                        f"{fmt('flood_p50_ms', run['flood_p50_ms'])}/"
+                        f"{fmt('flood_p99_ms', run['flood_p99_ms'])} ms during the flood "
+                        f"({fmt('flood_publications_per_s', run['flood_publications_per_s'])} pub/s)"
                     )
                 elif res.case.scenario == "latency":
                     summary += f", p50 {fmt('p50_ms', run['p50_ms'])} p99 {fmt('p99_ms', run['p99_ms'])} ms"

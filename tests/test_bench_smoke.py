@@ -1,6 +1,7 @@
 """The bench harness keeps working: `bench/run.py --smoke` runs every scenario (FANOUT,
-LATENCY, RPC, MANY CHANNELS) for wirehub standalone and Node ws with a handful of clients
-for one round and reports numbers for both.
+LATENCY, RPC, MANY CHANNELS, and FAIRNESS, which only the Centrifugo protocol can run)
+for wirehub standalone and Node ws with a handful of clients for one round and reports
+numbers for both.
 
 Asserts that it runs, delivers every publication and reports figures; never a timing
 threshold (see bench/README.md).
@@ -46,16 +47,16 @@ def test_bench_smoke_reports_numbers_for_wirehub_and_node_ws(tmp_path: Path) -> 
     )
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     report = report_path.read_text(encoding="utf-8")
-    for heading in ("## FANOUT", "## LATENCY", "## RPC", "## MANY CHANNELS"):
+    for heading in ("## FANOUT", "## LATENCY", "## RPC", "## MANY CHANNELS", "## FAIRNESS"):
         assert heading in report, f"{heading} missing from\n{report}"
-    for label in ("wirehub (standalone)", "Node ws"):
+    for label, scenarios in (("wirehub (standalone)", 5), ("Node ws", 4)):
         rows = [line for line in report.splitlines() if line.startswith(f"| {label} |")]
-        assert len(rows) == 4, f"{label}: one row per scenario expected in\n{report}"
+        assert len(rows) == scenarios, f"{label}: one row per scenario expected in\n{report}"
         for row in rows:
             cells = [cell.strip() for cell in row.strip().strip("|").split("|")]
-            # First figure: deliveries/s (fanout, many channels), p50 ms (latency) or round
-            # trips/s (rpc); last: rounds complete (every publication delivered, every RPC
-            # answered with its own data).
+            # First figure: deliveries/s (fanout, many channels), p50 ms (latency, fairness)
+            # or round trips/s (rpc); last: rounds complete (every publication delivered,
+            # every RPC answered with its own data, no canary publication lost).
             assert NUMBER.fullmatch(cells[1]), row
             assert cells[-1] == "1/1", f"incomplete: {row}"
         assert label in proc.stdout

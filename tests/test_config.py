@@ -341,3 +341,49 @@ def test_shipped_configs_load(name: str) -> None:
     config = load_config(Path(__file__).parent.parent / "config" / name, environ=False)
     assert config.http_api.key or name == "production.toml"  # production: from the env
     assert config.prometheus.enabled
+
+
+# Limits (docs/limits.md).
+
+
+def test_limit_defaults() -> None:
+    client = load_config(environ=False).client
+    assert client.user_connection_limit == 0
+    limits = client.rate_limit.client_command
+    assert limits.enabled
+    assert limits.total.enabled
+    assert [(b.interval, b.rate) for b in limits.total.buckets] == [(1.0, 1000)]
+    assert not limits.default.enabled
+    assert not limits.publish.enabled
+    assert (limits.refused.interval, limits.refused.rate) == (10.0, 100)
+    assert Config.model_validate({}).channel.without_namespace.publication_data_format == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "option"),
+    [
+        ('[[channel.namespaces]]\nname = "a"\npublication_data_format = "xml"', "namespaces"),
+        (
+            "[client.rate_limit.client_command.total]\nbuckets = [{interval = 1.0, rate = 0}]",
+            "rate",
+        ),
+        (
+            "[client.rate_limit.client_command.total]\nbuckets = [{interval = 0, rate = 1}]",
+            "interval",
+        ),
+        ("[client.rate_limit.client_command]\nconnect = {enabled = true}", "connect"),
+        ("[client]\nuser_connection_limit = -1", "user_connection_limit"),
+    ],
+)
+def test_invalid_limits_name_the_option(tmp_path: Path, text: str, option: str) -> None:
+    with pytest.raises(ConfigError, match=option):
+        load_config(write(tmp_path, text), environ=False)
+
+
+def test_limits_doc_snippets_load(tmp_path: Path) -> None:
+    """Every TOML example of docs/limits.md is a valid configuration."""
+    doc = (Path(__file__).parent.parent / "docs" / "limits.md").read_text(encoding="utf-8")
+    snippets = re.findall(r"```toml\n(.*?)```", doc, re.DOTALL)
+    assert snippets
+    for snippet in snippets:
+        load_config(write(tmp_path, snippet), environ=False)

@@ -26,18 +26,24 @@ from wirehub.envconfig import EnvError, EnvValues, read_environment
 
 __all__ = [
     "ChannelConfig",
+    "ClientCommandRateLimit",
     "ClientConfig",
+    "CommandRateLimit",
     "Config",
     "ConfigError",
     "DemoConfig",
     "EngineConfig",
     "HttpApiConfig",
     "LogConfig",
+    "MethodRateLimit",
     "NamespaceOptions",
     "NodeConfig",
     "PrometheusConfig",
+    "RateLimitBucket",
+    "RateLimitConfig",
     "RedisEngineConfig",
     "RedisTLSConfig",
+    "RpcRateLimit",
     "ServerConfig",
     "TokenConfig",
     "WebSocketConfig",
@@ -105,6 +111,13 @@ class NamespaceOptions(_Section):
     )
     allow_history_for_anonymous: bool = Field(
         False, description="extends the two history options to anonymous users"
+    )
+    publication_data_format: Literal["", "json", "json_object", "binary"] = Field(
+        "",
+        description=(
+            "what publications may hold: '' or 'json' (JSON every JSON client can parse), "
+            "'json_object', or 'binary' (any bytes; JSON-protocol clients can't subscribe)"
+        ),
     )
 
     @property
@@ -181,6 +194,90 @@ class TokenConfig(_Section):
     leeway: float = Field(0.0, ge=0, description="clock skew allowed on exp/nbf, seconds")
 
 
+class RateLimitBucket(_Section):
+    """A token bucket: ``rate`` commands per ``interval``, all of them at once at most."""
+
+    interval: Seconds = Field(1.0, description="seconds in which 'rate' commands may come")
+    rate: int = Field(1, gt=0, description="commands allowed per interval")
+
+
+class CommandRateLimit(_Section):
+    """Buckets for one command (or for ``total``/``default``); all must have a token."""
+
+    enabled: bool = Field(False, description="check these buckets")
+    buckets: list[RateLimitBucket] = Field(
+        default_factory=list, description="token buckets, e.g. [{interval = 1.0, rate = 100}]"
+    )
+
+
+class MethodRateLimit(CommandRateLimit):
+    method: str = Field(description="the RPC method these buckets are for")
+
+
+class RpcRateLimit(CommandRateLimit):
+    method_overrides: list[MethodRateLimit] = Field(
+        default_factory=list, description="buckets of particular RPC methods, instead of these"
+    )
+
+
+def _enabled(interval: float, rate: int) -> CommandRateLimit:
+    return CommandRateLimit(enabled=True, buckets=[RateLimitBucket(interval=interval, rate=rate)])
+
+
+class ClientCommandRateLimit(_Section):
+    """Per-connection command rate limits (the names of Centrifugo PRO's
+    ``client.rate_limit.client_command``). Over a limit: error 111 (temporary); more
+    refusals than ``refused`` allows: disconnect 3013."""
+
+    enabled: bool = Field(True, description="limit the commands of each connection")
+    total: CommandRateLimit = Field(
+        default_factory=lambda: _enabled(1.0, 1000),
+        description="every command takes a token from these buckets",
+    )
+    default: CommandRateLimit = Field(
+        default_factory=CommandRateLimit,
+        description="buckets of every command without its own enabled buckets",
+    )
+    subscribe: CommandRateLimit = Field(
+        default_factory=CommandRateLimit, description="buckets of subscribe commands"
+    )
+    unsubscribe: CommandRateLimit = Field(
+        default_factory=CommandRateLimit, description="buckets of unsubscribe commands"
+    )
+    publish: CommandRateLimit = Field(
+        default_factory=CommandRateLimit, description="buckets of publish commands"
+    )
+    history: CommandRateLimit = Field(
+        default_factory=CommandRateLimit, description="buckets of history commands"
+    )
+    presence: CommandRateLimit = Field(
+        default_factory=CommandRateLimit, description="buckets of presence commands"
+    )
+    presence_stats: CommandRateLimit = Field(
+        default_factory=CommandRateLimit, description="buckets of presence_stats commands"
+    )
+    refresh: CommandRateLimit = Field(
+        default_factory=CommandRateLimit, description="buckets of refresh commands"
+    )
+    sub_refresh: CommandRateLimit = Field(
+        default_factory=CommandRateLimit, description="buckets of sub_refresh commands"
+    )
+    rpc: RpcRateLimit = Field(default_factory=RpcRateLimit, description="buckets of rpc commands")
+    send: CommandRateLimit = Field(
+        default_factory=CommandRateLimit, description="buckets of send commands"
+    )
+    refused: RateLimitBucket = Field(
+        default_factory=lambda: RateLimitBucket(interval=10.0, rate=100),
+        description="refused (111) commands tolerated per interval; beyond, close 3013",
+    )
+
+
+class RateLimitConfig(_Section):
+    client_command: ClientCommandRateLimit = Field(
+        default_factory=ClientCommandRateLimit, description="per-connection command limits"
+    )
+
+
 class ClientConfig(_Section):
     allow_anonymous_connect_without_token: bool = Field(
         False, description="connect with no token as the anonymous user ''"
@@ -214,6 +311,12 @@ class ClientConfig(_Section):
     )
     presence_update_interval: Seconds = Field(
         27.0, description="how often a node refreshes its clients' presence entries"
+    )
+    user_connection_limit: int = Field(
+        0, ge=0, description="connections per user on this node (0: no limit); beyond, close 3504"
+    )
+    rate_limit: RateLimitConfig = Field(
+        default_factory=RateLimitConfig, description="command rate limits"
     )
 
     @model_validator(mode="after")

@@ -4,6 +4,8 @@
 
     Exception
     ├── ClientError          the command fails with an error reply; the connection stays
+    │   └── InvalidPayload   error 107: a payload its namespace does not allow (also a
+    │                        ValueError, through protocol.payload.PayloadError)
     ├── Disconnect           the connection closes with a code and a reason
     └── ProtocolError        the peer broke the wire protocol (-> DISCONNECT_BAD_REQUEST);
                              defined in :mod:`wirehub.protocol`, which imports nothing of ours
@@ -16,9 +18,11 @@ from __future__ import annotations
 
 from wirehub.protocol.codes import DisconnectCode, ErrorCode
 from wirehub.protocol.errors import ProtocolError
+from wirehub.protocol.payload import PayloadError
 
 __all__ = [
     "DISCONNECT_BAD_REQUEST",
+    "DISCONNECT_CONNECTION_LIMIT",
     "DISCONNECT_EXPIRED",
     "DISCONNECT_FORCE",
     "DISCONNECT_INSUFFICIENT_STATE",
@@ -28,6 +32,7 @@ __all__ = [
     "DISCONNECT_SHUTDOWN",
     "DISCONNECT_SLOW",
     "DISCONNECT_STALE",
+    "DISCONNECT_TOO_MANY_REQUESTS",
     "DISCONNECT_WRITE_ERROR",
     "ERROR_ALREADY_SUBSCRIBED",
     "ERROR_BAD_REQUEST",
@@ -37,9 +42,11 @@ __all__ = [
     "ERROR_NOT_AVAILABLE",
     "ERROR_PERMISSION_DENIED",
     "ERROR_TOKEN_EXPIRED",
+    "ERROR_TOO_MANY_REQUESTS",
     "ERROR_UNKNOWN_CHANNEL",
     "ClientError",
     "Disconnect",
+    "InvalidPayload",
     "ProtocolError",
 ]
 
@@ -64,6 +71,16 @@ class ClientError(Exception):
 
     def __repr__(self) -> str:
         return f"ClientError({self.code}, {self.message!r}, temporary={self.temporary})"
+
+
+class InvalidPayload(ClientError, PayloadError):
+    """Error 107 for a payload its namespace's ``publication_data_format`` does not
+    allow: the publisher is told, nothing is stored or delivered. Also a ``ValueError``,
+    so ``Node.publish`` callers may catch either."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(ErrorCode.BAD_REQUEST, f"bad request: {reason}")
+        self.reason = reason
 
 
 class Disconnect(Exception):
@@ -101,6 +118,9 @@ ERROR_LIMIT_EXCEEDED = ClientError(ErrorCode.LIMIT_EXCEEDED, "limit exceeded")
 ERROR_BAD_REQUEST = ClientError(ErrorCode.BAD_REQUEST, "bad request")
 ERROR_NOT_AVAILABLE = ClientError(ErrorCode.NOT_AVAILABLE, "not available")
 ERROR_TOKEN_EXPIRED = ClientError(ErrorCode.TOKEN_EXPIRED, "token expired")
+ERROR_TOO_MANY_REQUESTS = ClientError(
+    ErrorCode.TOO_MANY_REQUESTS, "too many requests", temporary=True
+)
 
 DISCONNECT_SHUTDOWN = Disconnect(DisconnectCode.SHUTDOWN, "shutdown")
 DISCONNECT_INTERNAL = Disconnect(DisconnectCode.INTERNAL, "internal server error")
@@ -113,3 +133,5 @@ DISCONNECT_INVALID_TOKEN = Disconnect(DisconnectCode.INVALID_TOKEN, "invalid tok
 DISCONNECT_BAD_REQUEST = Disconnect(DisconnectCode.BAD_REQUEST, "bad request")
 DISCONNECT_STALE = Disconnect(DisconnectCode.STALE, "stale")
 DISCONNECT_FORCE = Disconnect(DisconnectCode.FORCE_DISCONNECT, "force disconnect")
+DISCONNECT_TOO_MANY_REQUESTS = Disconnect(DisconnectCode.TOO_MANY_REQUESTS, "too many requests")
+DISCONNECT_CONNECTION_LIMIT = Disconnect(DisconnectCode.CONNECTION_LIMIT, "connection limit")

@@ -68,5 +68,10 @@ def _toml(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    if isinstance(value, BaseModel):  # an inline table, inside a list
+        items = (f"{name} = {_toml(getattr(value, name))}" for name in type(value).model_fields)
+        return "{" + ", ".join(items) + "}"
     # TOML basic strings and arrays of strings share JSON's syntax.
     return json.dumps(value)

@@ -85,6 +85,11 @@ name = "news"
 allow_subscribe_for_client = true
 
 [[channel.namespaces]]
+name = "bin"
+allow_subscribe_for_client = true
+publication_data_format = "binary"
+
+[[channel.namespaces]]
 name = "room"
 allow_subscribe_for_client = true
 presence = true
@@ -223,15 +228,29 @@ async def test_publish_with_tags_and_idempotency_key(server: Running) -> None:
 
 
 async def test_b64data_reaches_a_protobuf_client_as_bytes(server: Running) -> None:
+    """Binary data goes to a namespace whose publication_data_format is "binary"."""
     payload = b"\x00\x01binary\xff"
     cent = server.cent()
     async with sdk(server, "pub-2", protobuf=True) as reader:
-        await reader.subscribe("news:bin")
+        await reader.subscribe("bin:x")
         encoded = base64.b64encode(payload).decode()
-        request = PublishRequest(channel="news:bin", data=None, b64data=encoded)
-        assert (await call(cent.publish, request)).offset == 0  # news keeps no history
-        received = await reader.log.wait_for(event("publication", channel="news:bin"))
+        request = PublishRequest(channel="bin:x", data=None, b64data=encoded)
+        assert (await call(cent.publish, request)).offset == 0  # bin keeps no history
+        received = await reader.log.wait_for(event("publication", channel="bin:x"))
         assert received["data"] == payload
+    cent.close()
+
+
+async def test_binary_b64data_into_a_json_namespace_is_107(server: Running) -> None:
+    """What JSON subscribers could not parse is refused at publish, never delivered."""
+    cent = server.cent()
+    encoded = base64.b64encode(b"\x00\x01binary\xff").decode()
+    with pytest.raises(CentApiResponseError) as refused:
+        await call(cent.publish, PublishRequest(channel="news:bin", data=None, b64data=encoded))
+    assert refused.value.code == 107
+    json_in_b64 = base64.b64encode(b'{"ok": true}').decode()
+    request = PublishRequest(channel="news:bin", data=None, b64data=json_in_b64)
+    assert (await call(cent.publish, request)).offset == 0  # JSON bytes are fine
     cent.close()
 
 

@@ -3,7 +3,7 @@
 The ``history`` command (§5.6), the stream model (§5.1: offsets from 1, epochs,
 history_size and history_ttl), what a subscribe result says (§5.2), recovery (§5.4),
 gap detection (§5.7), and payloads from Protobuf clients reaching JSON clients through
-history and recovery (§11.1). Every test runs a Node with a MemoryBroker (whose
+history and recovery (§11.1; what they may publish: tests/core/test_payloads.py). Every test runs a Node with a MemoryBroker (whose
 history read can be held at a gate) and FakeTransport clients.
 """
 
@@ -91,6 +91,16 @@ NAMESPACES: list[dict[str, Any]] = [
     {"name": "allowpos", **HISTORY, "allow_subscribe_for_client": True, "allow_positioning": True},
     # No history at all.
     {"name": "live", "allow_subscribe_for_client": True, "allow_publish_for_client": True},
+    # Binary payloads allowed: only Protobuf clients may subscribe or read history.
+    {
+        "name": "bin",
+        **HISTORY,
+        "publication_data_format": "binary",
+        "allow_subscribe_for_client": True,
+        "allow_publish_for_client": True,
+        "allow_history_for_client": True,
+        "force_recovery": True,
+    },
 ]
 
 
@@ -822,59 +832,12 @@ async def test_json_payload_with_newlines_reaches_json_recovery_without_them() -
         assert b"\n" not in transport.frames[-1]
 
 
-async def test_binary_payload_in_history_closes_a_json_reader_with_3506() -> None:
-    node, _ = make_node()
-    async with node:
-        _, pb_transport = await pb_publish(node, b"\x00\xffbinary")
-        client, transport = await connect(node)
-        client.handle_frame(frame({"history": {"channel": "h:1", "limit": -1}, "id": 2}))
-        closed = await transport.wait_closed()
-        assert (closed.code, closed.reason) == (3506, "inappropriate protocol")
-        assert transport.unread == []
-        # A Protobuf client reads it as it was published.
-        pb_reader, pb_reader_transport = await connect(node, "user:8", codec=PROTOBUF_CODEC)
-        request = pb.HistoryRequest(channel="h:1", limit=-1)
-        pb_reader.handle_frame(pb_frame(pb.Command(id=2, history=request)))
-        reply = await pb_reader_transport.next_reply()  # type: ignore[attr-defined]
-        assert [p.data for p in reply.history.publications] == [b"\x00\xffbinary"]
-        assert not pb_transport.closed
-
-
-async def test_binary_payload_in_recovery_closes_a_json_subscriber_with_3506() -> None:
-    node, _ = make_node()
-    async with node:
-        await pb_publish(node, b"\x00\xff", channel="rec:1")
-        client, transport = await connect(node)
-        client.handle_frame(frame({"subscribe": {"channel": "rec:1", "recover": True}, "id": 2}))
-        assert (await transport.wait_closed()).code == 3506
-        assert transport.unread == []
-        assert not node.hub.has_subscribers("rec:1")
-
-
-async def test_binary_payload_racing_a_json_subscribe_closes_it_with_3506() -> None:
-    """Buffered while the position was read, then delivered after the reply."""
-    node, broker = make_node()
-    async with node:
-        pb_client, pb_transport = await connect(node, "user:7", codec=PROTOBUF_CODEC)
-        client, transport = await connect(node)
-        broker.hold(read_first=True)
-        client.handle_frame(frame({"subscribe": {"channel": "rec:1"}, "id": 2}))
-        await broker.wait_entered()
-        request = pb.PublishRequest(channel="rec:1", data=b"\x00\xff")
-        pb_client.handle_frame(pb_frame(pb.Command(id=2, publish=request)))
-        reply = await pb_transport.next_reply()  # type: ignore[attr-defined]
-        assert reply.HasField("publish")
-        broker.release()
-        assert (await transport.wait_closed()).code == 3506
-        assert transport.unread == []
-
-
 async def test_protobuf_subscriber_recovers_binary_payloads() -> None:
     node, _ = make_node()
     async with node:
-        await pb_publish(node, b"\x00\xff", channel="rec:1")
+        await pb_publish(node, b"\x00\xff", channel="bin:1")
         client, transport = await connect(node, "user:8", codec=PROTOBUF_CODEC)
-        request = pb.SubscribeRequest(channel="rec:1", recover=True)
+        request = pb.SubscribeRequest(channel="bin:1", recover=True)
         client.handle_frame(pb_frame(pb.Command(id=2, subscribe=request)))
         reply = await transport.next_reply()  # type: ignore[attr-defined]
         assert reply.subscribe.recovered
@@ -894,31 +857,6 @@ async def pb_subscriber(node: Node, channel: str) -> tuple[Client, Any]:
 
 
 @pytest.mark.parametrize("channel", ["live:1", "rec:1"])
-async def test_binary_publication_closes_json_subscribers_with_3506(channel: str) -> None:
-    """Live fan-out: the JSON subscriber can't be sent binary data and is closed; the
-    Protobuf subscriber gets it, and so do JSON subscribers of other channels."""
-    node, _ = make_node()
-    async with node:
-        json_client, json_transport = await connect(node)
-        await subscribe(json_transport, json_client, channel)
-        bystander, bystander_transport = await connect(node, "user:9")
-        await subscribe(bystander_transport, bystander, "h:1")
-        _, pb_transport = await pb_subscriber(node, channel)
-        publisher, publisher_transport = await pb_publish(node, b"\x00\xffbin", channel=channel)
-        closed = await json_transport.wait_closed()
-        assert (closed.code, closed.reason) == (3506, "inappropriate protocol")
-        assert json_transport.unread == []
-        reply = await pb_transport.next_reply()  # type: ignore[attr-defined]
-        assert reply.push.channel == channel
-        assert reply.push.pub.data == b"\x00\xffbin"
-        assert reply.push.pub.info.client == publisher.id
-        assert not pb_transport.closed
-        assert not publisher_transport.closed
-        await node.publish("h:1", "still here")
-        assert (await bystander_transport.next_message())["push"]["pub"]["data"] == "still here"
-
-
-@pytest.mark.parametrize("channel", ["live:1", "rec:1"])
 async def test_json_from_a_protobuf_client_reaches_json_subscribers_without_newlines(
     channel: str,
 ) -> None:
@@ -932,6 +870,6 @@ async def test_json_from_a_protobuf_client_reaches_json_subscribers_without_newl
         assert push["push"]["pub"]["data"] == {"text": "hi", "n": 1}
         assert push["push"]["pub"]["info"] == {"user": "7", "client": publisher.id}
         assert b"\n" not in json_transport.frames[-1]
-        # The Protobuf subscriber gets the bytes as published.
+        # The payload is stored as checked, without its (insignificant) newlines.
         reply = await pb_transport.next_reply()  # type: ignore[attr-defined]
-        assert reply.push.pub.data == b'{"text":\n"hi",\n"n":1}'
+        assert reply.push.pub.data == b'{"text":"hi","n":1}'

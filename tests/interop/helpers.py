@@ -56,6 +56,7 @@ def config_toml(
     anonymous: bool = False,
     ping_interval: int | None = None,
     pong_timeout: float | None = None,
+    user_connection_limit: int | None = None,
 ) -> str:
     """The TOML config of a test server. Logs at debug: every closed client is logged."""
     client = [f"allow_anonymous_connect_without_token = {str(anonymous).lower()}"]
@@ -63,6 +64,8 @@ def config_toml(
         client.append(f"ping_interval = {ping_interval}")
     if pong_timeout is not None:
         client.append(f"pong_timeout = {pong_timeout}")
+    if user_connection_limit is not None:
+        client.append(f"user_connection_limit = {user_connection_limit}")
     client_section = "\n".join(client)
     return f"""
 [server]

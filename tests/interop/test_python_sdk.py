@@ -303,6 +303,25 @@ async def test_invalid_token_stops_the_sdk(server_factory: StartServer) -> None:
         assert not py.log.matching(event("connected"))
 
 
+async def test_user_connection_limit_stops_the_sdk_with_3504(server_factory: StartServer) -> None:
+    """client.user_connection_limit: the user's second connection is closed with 3504,
+    terminal, so the SDK does not reconnect; the first connection is untouched."""
+    server = server_factory(config_toml(user_connection_limit=1))
+    async with (
+        py_client(server.ws_url, token=make_token("42"), name="first") as first,
+        py_client(server.ws_url, token=make_token("42"), name="second") as second,
+    ):
+        await first.client.connect()
+        await first.log.wait_for(event("connected"))
+        await second.client.connect()
+        disconnected = await second.log.wait_for(event("disconnected"))
+        assert (disconnected["code"], disconnected["reason"]) == (3504, "connection limit")
+        await one_connection_only(server, 3504)
+        assert second.client.state is ClientState.DISCONNECTED
+        assert first.client.state is ClientState.CONNECTED
+        assert not first.log.matching(event("disconnected"))
+
+
 # 6. Expired token.
 
 

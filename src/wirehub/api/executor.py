@@ -182,13 +182,15 @@ def _b64(value: str, field: str) -> bytes:
         raise _bad(f"bad request: {field} is not valid base64") from None
 
 
-def _payload(data: Raw, b64data: str) -> tuple[Any, bool]:
-    """The publication payload and whether it is binary; 107 when there is none."""
+def _payload(data: Raw, b64data: str) -> bytes:
+    """The publication payload, as encoded; 107 when there is none. The node checks it
+    against the channel's namespace (``publication_data_format``): ``b64data`` carries
+    what a JSON body can't (binary namespaces), ``data`` a JSON value."""
     if b64data:
-        return _b64(b64data, "b64data"), True
+        return _b64(b64data, "b64data")
     if not data:
         raise _bad("bad request: data required")
-    return bytes(data), False  # bytes: checked and compacted as JSON by the node
+    return bytes(data)
 
 
 def _optional_payload(data: Raw, b64: str, field: str) -> Any:
@@ -208,7 +210,7 @@ def _required(value: str, field: str) -> str:
 
 async def _publish(node: Node, request: t.PublishRequest) -> t.PublishResult:
     channel = _required(request.channel, "channel")
-    data, binary = _payload(request.data, request.b64data)
+    data = _payload(request.data, request.b64data)
     try:
         position = await node.publish(
             channel,
@@ -216,7 +218,6 @@ async def _publish(node: Node, request: t.PublishRequest) -> t.PublishResult:
             tags=request.tags,
             idempotency_key=request.idempotency_key,
             skip_history=request.skip_history,
-            binary=binary,
         )
     except ValueError as exc:
         raise _bad(f"bad request: {exc}") from None
@@ -226,7 +227,7 @@ async def _publish(node: Node, request: t.PublishRequest) -> t.PublishResult:
 async def _broadcast(node: Node, request: t.BroadcastRequest) -> t.BroadcastResult:
     if not request.channels:
         raise _bad("bad request: channels required")
-    data, binary = _payload(request.data, request.b64data)
+    data = _payload(request.data, request.b64data)
     named = [channel for channel in request.channels if channel]
     try:
         published = (
@@ -236,7 +237,6 @@ async def _broadcast(node: Node, request: t.BroadcastRequest) -> t.BroadcastResu
                 tags=request.tags,
                 idempotency_key=request.idempotency_key,
                 skip_history=request.skip_history,
-                binary=binary,
             )
             if named
             else []

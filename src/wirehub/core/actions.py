@@ -14,6 +14,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from wirehub.core.events import ServerSubscription
+from wirehub.core.publish import check_protocol
 from wirehub.core.subscriptions import subscribe as subscribe_channel
 from wirehub.errors import DISCONNECT_EXPIRED, ClientError, Disconnect
 from wirehub.protocol.codes import UnsubscribeCode
@@ -78,6 +79,12 @@ async def subscribe(node: Node, command: SubscribeCommand) -> int:
     count = 0
     for target in targets(node, command.target):
         if channel in target.channels:
+            continue
+        try:
+            # A JSON client is left out of a binary channel, not disconnected for it.
+            check_protocol(target.codec, node.rules.namespace(channel))
+        except ClientError as exc:
+            logger.info("client %s not subscribed to %r: %s", target.id, channel, exc)
             continue
         try:
             subscribed = await subscribe_channel(

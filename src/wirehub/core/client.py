@@ -8,12 +8,23 @@ Rules (``centrifugo-protocol.md`` §3, §8):
    ``stale_close_delay`` -> 3502.
 3. The commands of a frame, and of successive frames, are handled strictly in order,
    one at a time; each is answered by its id. An empty command is a pong.
+   Backpressure (``reliability.md`` A3): reading pauses while more than
+   ``_INBOX_HIGH`` commands wait; command handling waits while the connection's own
+   output is not written (more than a quarter of ``queue_max_size`` queued, or the
+   socket's buffer full) and resumes once its reader took it; and it yields to the
+   event loop when the publications it fanned out call for it
+   (:meth:`TickFlusher.should_yield`: a quarter of ``queue_max_size`` of them, or
+   enough deliveries per waiting connection) or after ``_SLICE`` seconds without.
+   Commands are rate limited per connection (:mod:`wirehub.core.limits`): 111, then
+   3013.
 4. Errors: a :class:`ClientError` becomes an error reply and the connection stays; a
    :class:`Disconnect` closes it; anything else from application code is logged with
    the client id and becomes error 100 (temporary).
-5. Output goes through one bounded queue, written once per event-loop tick. Past
-   ``queue_max_size`` bytes the client is closed with 3008 "slow" and nothing else
-   waits on it.
+5. Output goes through one bounded queue, written once per event-loop tick. A push
+   (fan-out) that finds more than ``queue_max_size`` bytes queued closes the client
+   with 3008 "slow", and nothing else waits on it. The connection's own replies never
+   do (rule 3 bounds them: one reply beyond the threshold at most); a reply to history,
+   presence or RPC larger than ``queue_max_size`` is replaced by error 106.
 6. Every ``ping_interval`` the server sends a ping; the pong is due within
    ``pong_timeout``, else 3012.
 """
@@ -30,10 +41,13 @@ from typing import TYPE_CHECKING, Any
 
 from msgspec import Raw
 
+from wirehub.core import expiry
 from wirehub.core.events import ServerSubscription
+from wirehub.core.flusher import YIELD_DELIVERIES
+from wirehub.core.limits import check_user_connections
 from wirehub.core.metrics import command_method, reply_type
 from wirehub.core.payload import EMPTY, to_raw
-from wirehub.core.subscriptions import DISCONNECT_INAPPROPRIATE_PROTOCOL, ChannelContext
+from wirehub.core.subscriptions import ChannelContext
 from wirehub.errors import (
     DISCONNECT_BAD_REQUEST,
     DISCONNECT_EXPIRED,
@@ -42,12 +56,14 @@ from wirehub.errors import (
     DISCONNECT_NO_PONG,
     DISCONNECT_SLOW,
     DISCONNECT_STALE,
+    DISCONNECT_TOO_MANY_REQUESTS,
     DISCONNECT_WRITE_ERROR,
     ERROR_ALREADY_SUBSCRIBED,
     ERROR_BAD_REQUEST,
     ERROR_INTERNAL,
     ERROR_LIMIT_EXCEEDED,
     ERROR_PERMISSION_DENIED,
+    ERROR_TOO_MANY_REQUESTS,
     ClientError,
     Disconnect,
 )
@@ -87,6 +103,10 @@ DISCONNECT_SUBSCRIPTION_EXPIRED = Disconnect(
 # Frames waiting to be handled before the transport stops reading, and where it resumes.
 _INBOX_HIGH = 256
 _INBOX_LOW = 64
+# Longest run of one connection's commands in one event-loop turn, seconds: a backstop
+# for commands that are slow without fanning out much (RPC or history handlers); fan-out
+# yields by TickFlusher.should_yield, whose rules cost less throughput than a time slice.
+_SLICE = 0.05
 
 
 class ClientState(enum.Enum):
@@ -102,6 +122,7 @@ class Client:
     __slots__ = (
         "_conn_info",
         "_connect_failed",
+        "_drain_waiter",
         "_expire_at",
         "_expire_timer",
         "_flush_scheduled",
@@ -112,6 +133,7 @@ class Client:
         "_pong_timer",
         "_queue",
         "_queued",
+        "_rate",
         "_reading_paused",
         "_settings",
         "_stale_timer",
@@ -147,7 +169,10 @@ class Client:
         self._flush_scheduled = False
         self._writable = True
         self._held: list[bytes] | None = None
-        self._expire_at: float | None = None
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._rate: list[float] | None = None
+        """Rate-limit buckets, made at the first command."""
+        self._expire_at: int | None = None
         loop = node.loop
         self._stale_timer: asyncio.TimerHandle | None = loop.call_later(
             self._settings.stale_close_delay, self._on_stale
@@ -207,11 +232,13 @@ class Client:
         if self._queue and not self._flush_scheduled:
             self._flush_scheduled = True
             self._node.flusher.schedule(self)
+        self._wake_drained()
 
     # Output.
 
     def enqueue(self, data: bytes) -> None:
-        """Queue one encoded reply or push; it is written at the end of this tick."""
+        """Queue one encoded push; it is written at the end of this tick. Past
+        ``queue_max_size`` bytes queued, the client is closed with 3008."""
         if self.state is ClientState.CLOSED:
             return
         if self._held is not None:
@@ -225,6 +252,21 @@ class Client:
         elif not self._flush_scheduled and self._writable:
             self._flush_scheduled = True
             self._node.flusher.schedule(self)
+
+    def _enqueue_own(self, data: bytes) -> None:
+        """Queue a reply to this client's own command: never a 3008 (the command loop
+        stops while its output waits, which bounds it)."""
+        if self.state is ClientState.CLOSED:
+            return
+        self._queue.append(data)
+        self._queued += len(data)
+        if not self._flush_scheduled and self._writable:
+            self._flush_scheduled = True
+            self._node.flusher.schedule(self)
+
+    @property
+    def queued_messages(self) -> int:
+        return len(self._queue)
 
     def flush(self) -> None:
         """Write everything queued as one frame."""
@@ -240,6 +282,26 @@ class Client:
             # Raising here would also skip every other connection flushed this tick.
             logger.warning("client %s: write failed", self.id, exc_info=True)
             self.disconnect(DISCONNECT_WRITE_ERROR)
+            return
+        self._wake_drained()
+
+    def _output_waiting(self) -> bool:
+        """Whether this client's own output is too far behind to handle more commands."""
+        return not self._writable or self._queued > self._settings.queue_max_size >> 2
+
+    async def _drained(self) -> None:
+        """Wait until the reader took enough of this client's output."""
+        waiter = self._node.loop.create_future()
+        self._drain_waiter = waiter
+        try:
+            await waiter
+        finally:
+            self._drain_waiter = None
+
+    def _wake_drained(self) -> None:
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done() and not self._output_waiting():
+            waiter.set_result(None)
 
     def disconnect(self, disconnect: Disconnect) -> None:
         """Close the connection with ``disconnect``'s code and reason. Idempotent."""
@@ -274,10 +336,12 @@ class Client:
         metrics = self._node.metrics
         if metrics is not None:
             metrics.sent(self.transport.info.name, frame_type or reply_type(reply), len(data))
-        if self._held is not None and reply.id:
+        if not reply.id:
+            self.enqueue(data)
+        elif self._held is not None:
             self._held.insert(0, data)  # replies go ahead of held pushes
         else:
-            self.enqueue(data)
+            self._enqueue_own(data)
 
     # Timers.
 
@@ -321,23 +385,40 @@ class Client:
 
     def _schedule_expire(self) -> None:
         assert self._expire_at is not None
-        left = max(0.0, self._expire_at - self._node.clock())
-        delay = left + self._settings.expired_close_delay
+        grace = self._settings.expired_close_delay
+        delay = expiry.timer_delay(self._expire_at, self._node.clock(), grace)
         self._expire_timer = self._node.loop.call_later(delay, self._on_expire)
 
     # Commands.
 
     async def _run_inbox(self) -> None:
+        loop = self._node.loop
+        flusher = self._node.flusher
         try:
+            deadline = loop.time() + _SLICE
             while self._inbox and self.state is not ClientState.CLOSED:
                 await self._handle(self._inbox.pop(0))
                 if self._reading_paused and len(self._inbox) <= _INBOX_LOW:
                     self._reading_paused = False
                     self.transport.resume_reading()
+                if not self._inbox:
+                    break
+                if self._output_waiting():
+                    await self._drained()
+                elif flusher.should_yield() or (
+                    loop.time() > deadline and flusher.delivered < YIELD_DELIVERIES
+                ):
+                    await asyncio.sleep(0)  # the flusher writes what was queued
+                else:
+                    continue
+                deadline = loop.time() + _SLICE
         finally:
             self._task = None
 
     async def _handle(self, command: Command) -> None:
+        limiter = self._node.limiter
+        if limiter.enabled and not self._allowed(command):
+            return
         started = time.perf_counter()
         error: int | None = None
         try:
@@ -346,6 +427,7 @@ class Client:
             error = exc.code
             self._reply_error(command, exc)
         except Disconnect as exc:
+            exc.__traceback__ = None  # a shared instance: keep no frames alive
             self.disconnect(exc)
         except asyncio.CancelledError:
             raise
@@ -356,6 +438,21 @@ class Client:
         metrics = self._node.metrics
         if metrics is not None:
             metrics.command_done(command_method(command), time.perf_counter() - started, error)
+
+    def _allowed(self, command: Command) -> bool:
+        """Take the command's rate-limit tokens; refuse it (111, or 3013) without."""
+        limiter = self._node.limiter
+        if self._rate is None:
+            self._rate = limiter.new_state()
+        now = self._node.loop.time()
+        if limiter.allow(self._rate, command, now):
+            return True
+        if limiter.tolerate(self._rate, now):
+            self._reply_error(command, ERROR_TOO_MANY_REQUESTS)
+        else:
+            logger.info("client %s keeps exceeding its command rate limit", self.id)
+            self.disconnect(DISCONNECT_TOO_MANY_REQUESTS)
+        return False
 
     def _reply_error(self, command: Command, exc: ClientError) -> None:
         # Drop the traceback: well-known errors are shared instances, and a kept
@@ -383,7 +480,20 @@ class Client:
             return
         reply = await self._answer(command)
         if reply is not None:
-            self._send(reply)
+            self._send_answer(reply)
+
+    def _send_answer(self, reply: Reply) -> None:
+        data = self.codec.encode_reply(reply)
+        if len(data) > self._settings.queue_max_size:
+            # A read (history, presence, RPC) too large to queue: refused, not a 3008.
+            logger.info("client %s: a %d-byte reply exceeds queue_max_size", self.id, len(data))
+            error = Error(code=ERROR_LIMIT_EXCEEDED.code, message=ERROR_LIMIT_EXCEEDED.message)
+            reply = Reply(id=reply.id, error=error)
+            data = self.codec.encode_reply(reply)
+        metrics = self._node.metrics
+        if metrics is not None:
+            metrics.sent(self.transport.info.name, reply_type(reply), len(data))
+        self._enqueue_own(data)
 
     async def _answer(self, command: Command) -> Reply | None:
         """Handle one command that expects a reply; ``None`` when answered already."""
@@ -425,12 +535,19 @@ class Client:
             raise DISCONNECT_BAD_REQUEST
         try:
             credentials, data, channels = await self._node.authenticate(self, request)
+            expire_at = expiry.clamp_expire_at(credentials.expire_at)  # bad: nothing done yet
         except Exception:
             # The SDK closes and retries; any further command from here is a 3501.
             self._connect_failed = True
             raise
         if self.closed:  # the connection ended while the handler ran
             return
+        # No await from here to the hub's add: the count can't change in between.
+        check_user_connections(
+            self._node.hub.user_count(credentials.user),
+            credentials.user,
+            self._settings.user_connection_limit,
+        )
         self.user = credentials.user
         self._conn_info = _payload_or_none(credentials.info)
         self.state = ClientState.CONNECTED
@@ -453,7 +570,7 @@ class Client:
             raise DISCONNECT_INTERNAL from None
         if self.closed:
             return
-        result = self._connect_result(credentials.expire_at, data, subs)
+        result = self._connect_result(expire_at, data, subs)
         held, self._held = self._held, None
         self._send(Reply(id=command.id, connect=result))
         for data_held in held:
@@ -503,16 +620,17 @@ class Client:
             pong=True,
         )
 
-    def _set_expiry(self, expire_at: int | None) -> int | None:
+    def _set_expiry(self, expire_at: float | None) -> int | None:
         """Arm (or disarm) the connection's expiry; return the ttl to announce."""
+        clamped = expiry.clamp_expire_at(expire_at)  # ValueError first: nothing changes
         if self._expire_timer is not None:
             self._expire_timer.cancel()
             self._expire_timer = None
-        self._expire_at = expire_at
-        if expire_at is None:
+        self._expire_at = clamped
+        if clamped is None:
             return None
         self._schedule_expire()
-        return max(0, int(expire_at - self._node.clock()))
+        return expiry.ttl(clamped, self._node.clock())
 
     def server_refresh(self, expire_at: int | None, info: Raw | None) -> None:
         """The server API's refresh: a new expiry (``None``: never) and maybe new
@@ -558,13 +676,11 @@ class Client:
             raise ERROR_PERMISSION_DENIED
         if credentials.client and credentials.client != self.id:
             raise ERROR_PERMISSION_DENIED
-        context.expire_at = credentials.expire_at
+        context.expire_at = expiry.clamp_expire_at(credentials.expire_at)
         self.schedule_subscription_expiry(channel, context)
         if context.expire_at is None:
             return SubRefreshResult()
-        return SubRefreshResult(
-            expires=True, ttl=max(0, int(context.expire_at - self._node.clock()))
-        )
+        return SubRefreshResult(expires=True, ttl=expiry.ttl(context.expire_at, self._node.clock()))
 
     # Subscription events, from the hub and the timers.
 
@@ -585,19 +701,14 @@ class Client:
             return
         self._unsubscribe_push(channel, UnsubscribeCode.INSUFFICIENT_STATE, "insufficient state")
 
-    def unsupported_payload(self) -> None:
-        """A publication this client's protocol can't carry (binary data to JSON)."""
-        self.disconnect(DISCONNECT_INAPPROPRIATE_PROTOCOL)
-
     def schedule_subscription_expiry(self, channel: str, context: ChannelContext) -> None:
         if context.expire_timer is not None:
             context.expire_timer.cancel()
             context.expire_timer = None
         if context.expire_at is None:
             return
-        delay = (
-            max(0.0, context.expire_at - self._node.clock()) + self._settings.expired_close_delay
-        )
+        grace = self._settings.expired_close_delay
+        delay = expiry.timer_delay(context.expire_at, self._node.clock(), grace)
         context.expire_timer = self._node.loop.call_later(
             delay, self._on_subscription_expired, channel, context
         )

@@ -24,9 +24,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
-from wirehub.protocol.json_codec import json_payload
 from wirehub.protocol.types import ClientInfo, Join, Leave, Publication, Push, Reply, StreamPosition
 
 if TYPE_CHECKING:
@@ -40,45 +37,34 @@ Buffered = list[tuple[Publication, StreamPosition]]
 
 
 class _Encoder:
-    """Encodes one push at most once per codec, on first use."""
+    """Encodes one push at most once per codec, on first use.
+
+    Payloads were checked when published (:mod:`wirehub.core.publish`): whatever
+    reaches a channel can be encoded for every codec subscribed to it (JSON clients are
+    refused binary channels at subscribe), so nothing is checked here.
+    """
 
     __slots__ = ("_cache", "_reply")
 
     def __init__(self, reply: Reply) -> None:
         self._reply = reply
-        self._cache: dict[str, bytes | None] = {}
+        self._cache: dict[str, bytes] = {}
 
     @property
     def encodings(self) -> int:
         """How many codecs this push was encoded for."""
         return len(self._cache)
 
-    def get(self, codec: Codec) -> bytes | None:
-        name = codec.name
-        if name not in self._cache:
-            self._cache[name] = self._encode(codec)
-        return self._cache[name]
+    def get(self, codec: Codec) -> bytes:
+        data = self._cache.get(codec.name)
+        if data is None:
+            data = self._cache[codec.name] = codec.encode_reply(self._reply)
+        return data
 
-    def _encode(self, codec: Codec) -> bytes | None:
-        reply = self._reply
-        pub = reply.push.pub if reply.push is not None else None
-        if not codec.binary and pub is not None:
-            # A payload from a Protobuf client may be binary, or JSON with raw newlines;
-            # checked once per publication, never per subscriber. None: can't be sent.
-            try:
-                data = json_payload(bytes(pub.data))
-            except ValueError:
-                return None
-            if data is not pub.data:
-                reply = _with_data(reply, pub, data)
-        return codec.encode_reply(reply)
-
-
-def _with_data(reply: Reply, pub: Publication, data: object) -> Reply:
-    push = reply.push
-    assert push is not None
-    new_pub = msgspec.structs.replace(pub, data=data)
-    return msgspec.structs.replace(reply, push=msgspec.structs.replace(push, pub=new_pub))
+    @property
+    def size(self) -> int:
+        """The largest encoding made; 0 when none was needed."""
+        return max(map(len, self._cache.values()), default=0)
 
 
 class Hub:
@@ -118,6 +104,11 @@ class Hub:
 
     def user_clients(self, user: str) -> list[Client]:
         return list(self._users.get(user, ()))
+
+    def user_count(self, user: str) -> int:
+        """How many connections ``user`` has on this node."""
+        connections = self._users.get(user)
+        return 0 if connections is None else len(connections)
 
     @property
     def num_clients(self) -> int:
@@ -199,27 +190,35 @@ class Hub:
 
     def broadcast_publication(
         self, channel: str, publication: Publication, position: StreamPosition
-    ) -> None:
-        """Queue ``publication`` for every subscriber of ``channel`` on this node."""
+    ) -> tuple[int, int]:
+        """Queue ``publication`` for every subscriber of ``channel`` on this node.
+
+        Returns the size of its largest encoding (what any subscriber's queue grew by)
+        and how many subscribers it was queued for.
+        """
         encoder = _Encoder(Reply(push=Push(channel=channel, pub=publication)))
         metrics = self.metrics
+        reached = 0
         plain = self._plain.get(channel)
         if plain:
             # A snapshot: a subscriber that overflows its queue is removed mid-loop.
             clients = tuple(plain)
-            failed = _fan_out(clients, encoder)
+            _fan_out(clients, encoder)
+            reached = len(clients)
             if metrics is not None:
-                _count(metrics.publication, metrics.publication_size, clients, failed, encoder)
+                _count(metrics.publication, metrics.publication_size, clients, encoder)
         positioned = self._positioned.get(channel)
         if positioned:
             delivered = self._deliver_positioned(channel, positioned, encoder, position)
+            reached += len(delivered)
             if metrics is not None:
-                _count(metrics.publication, metrics.publication_size, delivered, 0, encoder)
+                _count(metrics.publication, metrics.publication_size, delivered, encoder)
         recovering = self._recovering.get(channel)
         if recovering:
             for buffer in recovering.values():
                 if buffer is not None:
                     buffer.append((publication, position))
+        return encoder.size, reached
 
     def insufficient_state(self, channels: Iterable[str]) -> int:
         """Publications of ``channels`` may have been lost on their way here: every
@@ -254,8 +253,8 @@ class Hub:
                 client.insufficient_state(channel)
                 continue
             positioned[client] = position
-            if _deliver(client, encoder):
-                delivered.append(client)
+            _deliver(client, encoder)
+            delivered.append(client)
         return delivered
 
     def broadcast_join(self, channel: str, info: ClientInfo) -> None:
@@ -274,57 +273,42 @@ class Hub:
 
     def _broadcast_to(
         self, channel: str, reply: Reply
-    ) -> tuple[tuple[Client, ...], int, _Encoder] | None:
+    ) -> tuple[tuple[Client, ...], _Encoder] | None:
         clients = self._join_leave.get(channel)
         if not clients:
             return None
         snapshot, encoder = tuple(clients), _Encoder(reply)
-        return snapshot, _fan_out(snapshot, encoder), encoder
+        _fan_out(snapshot, encoder)
+        return snapshot, encoder
 
 
-def _fan_out(clients: tuple[Client, ...], encoder: _Encoder) -> int:
-    """Queue the push for every client; return how many could not take it."""
+def _fan_out(clients: tuple[Client, ...], encoder: _Encoder) -> None:
+    """Queue the push for every client: a plain call each, no await."""
     codec: Codec | None = None
-    data: bytes | None = None
-    failed = 0
+    data = b""
     for client in clients:
         if client.codec is not codec:
             codec = client.codec
             data = encoder.get(codec)
-        if data is None:
-            client.unsupported_payload()
-            failed += 1
-        else:
-            client.enqueue(data)
-    return failed
+        client.enqueue(data)
 
 
-def _deliver(client: Client, encoder: _Encoder) -> bool:
-    data = encoder.get(client.codec)
-    if data is None:
-        client.unsupported_payload()
-        return False
-    client.enqueue(data)
-    return True
+def _deliver(client: Client, encoder: _Encoder) -> None:
+    client.enqueue(encoder.get(client.codec))
 
 
 def _count(
-    count: CounterChild,
-    size: CounterChild,
-    clients: Sequence[Client],
-    failed: int,
-    encoder: _Encoder,
+    count: CounterChild, size: CounterChild, clients: Sequence[Client], encoder: _Encoder
 ) -> None:
     """Add one fan-out's deliveries and bytes: per fan-out, not per delivery, unless
     subscribers of several protocols shared it (then their bytes differ)."""
-    delivered = len(clients) - failed
-    if not delivered:
+    if not clients:
         return
-    count.value += delivered
-    if encoder.encodings == 1 and not failed:
-        size.value += delivered * len(encoder.get(clients[0].codec) or b"")
+    count.value += len(clients)
+    if encoder.encodings == 1:
+        size.value += len(clients) * len(encoder.get(clients[0].codec))
     else:
-        size.value += sum(len(encoder.get(client.codec) or b"") for client in clients)
+        size.value += sum(len(encoder.get(client.codec)) for client in clients)
 
 
 def _discard(index: MutableMapping[str, Any], channel: str, client: Client) -> None:

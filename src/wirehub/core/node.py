@@ -43,7 +43,6 @@ from wirehub.core.events import (
     DisconnectHandler,
     MessageEvent,
     MessageHandler,
-    PublishEvent,
     PublishHandler,
     RefreshEvent,
     RefreshHandler,
@@ -56,10 +55,12 @@ from wirehub.core.events import (
 )
 from wirehub.core.flusher import TickFlusher
 from wirehub.core.hub import Hub
+from wirehub.core.limits import CommandLimiter
 from wirehub.core.metrics import NodeMetrics
-from wirehub.core.payload import EMPTY, to_raw
+from wirehub.core.payload import EMPTY, payload, to_raw
 from wirehub.core.positions import PositionChecker
 from wirehub.core.presence import keep_presence
+from wirehub.core.publish import check_protocol, client_publish
 from wirehub.core.server_api import ServerAPI
 from wirehub.core.subscriptions import (
     Subscribed,
@@ -73,6 +74,7 @@ from wirehub.errors import (
     DISCONNECT_INVALID_TOKEN,
     DISCONNECT_SHUTDOWN,
     ERROR_BAD_REQUEST,
+    ERROR_INTERNAL,
     ERROR_METHOD_NOT_FOUND,
     ERROR_PERMISSION_DENIED,
     ClientError,
@@ -158,6 +160,7 @@ class Node(ServerAPI):
         self.version = __version__
         self.clock = clock
         self.rules = ChannelRules(self.config.channel)
+        self.limiter = CommandLimiter(self.config.client.rate_limit.client_command)
         self.hub = Hub()
         engine_controller: Controller | None = None
         if broker is None:
@@ -249,6 +252,10 @@ class Node(ServerAPI):
     def subscribe_handler(self) -> SubscribeHandler | None:
         return self._on_subscribe
 
+    @property
+    def publish_handler(self) -> PublishHandler | None:
+        return self._on_publish
+
     # Lifecycle.
 
     async def __aenter__(self) -> Self:
@@ -267,7 +274,8 @@ class Node(ServerAPI):
         if self._loop is not None:
             raise RuntimeError("this node is already running")
         self._loop = asyncio.get_running_loop()
-        self._flusher = TickFlusher(self._loop)
+        budget = self.config.client.queue_max_size >> 2
+        self._flusher = TickFlusher(self._loop, byte_budget=budget)
         anonymous = self.config.client.allow_anonymous_connect_without_token
         if self._verifier is None and self._on_connecting is None and not anonymous:
             logger.warning("every connection will be refused: %s", _NO_AUTH)
@@ -328,9 +336,13 @@ class Node(ServerAPI):
 
     def send(self, data: Any, *, client: str | None = None, user: str | None = None) -> int:
         """Push a ``message`` to one connection, or to every connection of ``user`` on
-        this node; return how many got it."""
+        this node; return how many got it.
+
+        Raises:
+            InvalidPayload: ``data`` is not JSON every client can parse (a ValueError).
+        """
         targets = self._targets("send", client, user)
-        reply = Reply(push=Push(message=Message(data=to_raw(data))))
+        reply = Reply(push=Push(message=Message(data=payload(data))))
         encoded: dict[str, bytes] = {}
         for target in targets:
             codec = target.codec
@@ -373,7 +385,8 @@ class Node(ServerAPI):
     ) -> None:
         if self.metrics is not None:
             self.metrics.publication_received.inc()
-        self.hub.broadcast_publication(channel, publication, position)
+        size, reached = self.hub.broadcast_publication(channel, publication, position)
+        self.flusher.account(size, reached)
 
     def handle_join(self, channel: str, info: ClientInfo) -> None:
         if self.metrics is not None:
@@ -554,25 +567,14 @@ class Node(ServerAPI):
             await self.broker.unsubscribe(channel)
 
     async def client_publish(self, client: Client, request: PublishRequest) -> None:
-        channel = request.channel
-        options = self.rules.check_publish(
-            channel, client.user, subscribed=channel in client.channels
-        )
-        data = request.data
-        if self._on_publish is not None:
-            event = PublishEvent(client.id, client.user, channel, bytes(data))
-            reply = await self._on_publish(event)
-            if reply is not None and reply.data is not None:
-                data = to_raw(reply.data)
-        info = client.channel_info(channel, client.channels.get(channel))
-        publication = Publication(data=data, info=info)
-        await self.publish_publication(channel, publication, self._publish_options(options))
+        await client_publish(self, client, request)
 
     async def client_history(self, client: Client, request: HistoryRequest) -> HistoryResult:
         channel = request.channel
         options = self.rules.check_history(
             channel, client.user, subscribed=channel in client.channels
         )
+        check_protocol(client.codec, options)
         since = request.since
         if request.reverse and since is not None and since.offset == 0:
             raise ERROR_BAD_REQUEST
@@ -584,8 +586,13 @@ class Node(ServerAPI):
         if since is not None and since.epoch and since.epoch != page.position.epoch:
             raise ClientError(ErrorCode.UNRECOVERABLE_POSITION, "unrecoverable position")
         position = page.position
+        try:
+            publications = for_client(client, page.publications)
+        except ValueError:
+            logger.error("the history of %r holds a payload JSON clients can't parse", channel)
+            raise ERROR_INTERNAL from None
         return HistoryResult(
-            publications=for_client(client, page.publications),
+            publications=publications,
             epoch=position.epoch,
             offset=position.offset,
         )
@@ -610,7 +617,8 @@ class Node(ServerAPI):
         if self._on_message is not None:
             await self._on_message(MessageEvent(client.id, client.user, bytes(data)))
 
-    def _publish_options(self, options: NamespaceOptions) -> PublishOptions:
+    def publish_options(self, options: NamespaceOptions) -> PublishOptions:
+        """How the broker keeps a publication of a namespace (history size, TTLs)."""
         if not options.history_enabled:
             return _NO_HISTORY
         return PublishOptions(

@@ -1,4 +1,10 @@
-"""Application values to protocol payloads."""
+"""Application values to protocol payloads, checked once (``protocol/payload.py``).
+
+Every payload that reaches clients goes through :func:`checked`: publications (client
+publish, ``Node.publish``, later the server API and proxies), ``Node.send``, and the
+payloads of handlers and tokens (connection and channel info, connect, subscribe and
+RPC data). What it accepts, every client allowed to receive it can parse.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,11 @@ from typing import Any, Final
 import msgspec
 from msgspec import Raw
 
-from wirehub.protocol.json_codec import json_payload
+from wirehub.errors import InvalidPayload
+from wirehub.protocol.payload import PayloadError, check_payload
 from wirehub.protocol.types import EMPTY_RAW, Publication
 
-__all__ = ["EMPTY", "json_publications", "to_raw"]
+__all__ = ["EMPTY", "checked", "encode", "for_json", "payload", "to_raw"]
 
 EMPTY: Final = EMPTY_RAW
 """The unset payload (the protocol's own instance, which encoding leaves out)."""
@@ -18,42 +25,77 @@ EMPTY: Final = EMPTY_RAW
 _encode = msgspec.json.Encoder().encode
 
 
-def to_raw(value: Any) -> Raw:
-    """Encode a payload once, for every subscriber.
-
-    ``bytes`` are taken as already-encoded JSON and checked; :class:`msgspec.Raw`
-    passes through; anything else is serialised to JSON.
+def checked(data: bytes, data_format: str = "json") -> bytes:
+    """``data`` as it is to be stored and sent, once ``data_format`` allows it.
 
     Raises:
-        ValueError: ``bytes`` that are not JSON, or a value JSON can't represent.
+        InvalidPayload: error 107 (and a ``ValueError``), with the reason.
     """
-    if isinstance(value, Raw):
-        return value if len(value) else EMPTY
-    if isinstance(value, bytes | bytearray | memoryview):
-        return json_payload(bytes(value))
     try:
-        return Raw(_encode(value))
-    except (TypeError, msgspec.EncodeError) as exc:
-        raise ValueError(f"payload is not JSON-serialisable: {exc}") from None
+        return check_payload(data, data_format)
+    except PayloadError as exc:
+        raise InvalidPayload(str(exc)) from None
 
 
-def json_publications(publications: list[Publication]) -> list[Publication]:
-    """``publications`` as a JSON client may be sent them (history, recovery).
-
-    Publications from Protobuf clients are stored as sent: their data may hold raw
-    newlines, which would split a JSON frame, or not be JSON at all.
+def encode(value: Any) -> bytes:
+    """Bytes-like values as they are (already encoded); anything else as JSON.
 
     Raises:
-        ValueError: a payload is not JSON; the JSON client can't be sent it.
+        InvalidPayload: JSON can't represent the value.
+    """
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, Raw | bytearray | memoryview):
+        return bytes(value)
+    try:
+        return _encode(value)
+    except (TypeError, ValueError, RecursionError, msgspec.EncodeError):
+        raise InvalidPayload("data is not JSON-serialisable") from None
+
+
+def payload(value: Any, data_format: str = "json") -> Raw:
+    """A payload that must be there (a publication, a message), checked.
+
+    ``bytes`` and :class:`msgspec.Raw` are taken as already-encoded JSON, or as they
+    are in a ``"binary"`` namespace; anything else is serialised to JSON.
+
+    Raises:
+        InvalidPayload: error 107 (and a ``ValueError``): empty, or not allowed by
+            ``data_format``.
+    """
+    data = checked(encode(value), data_format)
+    return Raw(data) if data else EMPTY
+
+
+def to_raw(value: Any) -> Raw:
+    """An optional JSON payload (info, connect/subscribe/RPC data), checked; an empty
+    :class:`msgspec.Raw` means absent.
+
+    Raises:
+        InvalidPayload: as for :func:`payload`.
+    """
+    if isinstance(value, Raw) and not value:
+        return EMPTY
+    return Raw(checked(encode(value)))
+
+
+def for_json(publications: list[Publication]) -> list[Publication]:
+    """Stored ``publications`` as a JSON client may be sent them (history, recovery).
+
+    Publications were checked when published; this second look guards against what a
+    broker holds from elsewhere, with the same function.
+
+    Raises:
+        InvalidPayload: a payload a JSON client can't parse.
     """
     result = publications
     for index, publication in enumerate(publications):
-        data = publication.data
+        data = bytes(publication.data)
         if not data:
             continue
-        checked = json_payload(bytes(data))
-        if len(checked) != len(data):  # newlines dropped
+        normal = checked(data)
+        if len(normal) != len(data):  # newlines dropped
             if result is publications:
                 result = list(publications)
-            result[index] = msgspec.structs.replace(publication, data=checked)
+            result[index] = msgspec.structs.replace(publication, data=Raw(normal))
     return result

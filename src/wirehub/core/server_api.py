@@ -18,10 +18,9 @@ namespace, 107 bad request, 108 not available, 112 unrecoverable position.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 from msgspec import Raw
@@ -37,16 +36,18 @@ from wirehub.core.control import (
     UnsubscribeCommand,
 )
 from wirehub.core.glob import compile_glob
-from wirehub.core.payload import EMPTY, to_raw
+from wirehub.core.payload import EMPTY, encode, to_raw
+from wirehub.core.publish import publish
 from wirehub.errors import DISCONNECT_FORCE, ERROR_NOT_AVAILABLE, ClientError, Disconnect
 from wirehub.protocol.codes import ErrorCode
-from wirehub.protocol.types import ClientInfo, Publication, StreamPosition
+from wirehub.protocol.types import ClientInfo, StreamPosition
 
 if TYPE_CHECKING:
     from wirehub.brokers.base import Broker, PresenceManager
     from wirehub.core.channels import ChannelRules
     from wirehub.core.cluster import Cluster
     from wirehub.core.metrics import NodeMetrics
+    from wirehub.core.node import Node
 
 __all__ = ["NO_HISTORY", "ServerAPI"]
 
@@ -65,10 +66,6 @@ class ServerAPI:
     cluster: Cluster
     metrics: NodeMetrics | None
 
-    if TYPE_CHECKING:
-
-        def _publish_options(self, options: NamespaceOptions) -> PublishOptions: ...
-
     async def publish(
         self,
         channel: str,
@@ -77,52 +74,38 @@ class ServerAPI:
         tags: dict[str, str] | None = None,
         idempotency_key: str = "",
         skip_history: bool = False,
-        binary: bool = False,
     ) -> StreamPosition:
-        """Publish ``data`` (any JSON value, or ``bytes`` of JSON) into ``channel``.
+        """Publish ``data`` into ``channel``: any JSON value, or ``bytes`` (or
+        ``msgspec.Raw``) of JSON; in a namespace with ``publication_data_format =
+        "binary"``, ``bytes`` are sent as they are (what the HTTP API's ``b64data``
+        carries).
+
+        The payload is checked against the namespace before anything is stored or sent
+        (:mod:`wirehub.core.publish`, the one publish path).
 
         Args:
             tags: string pairs delivered with the publication.
             idempotency_key: a publish into the same channel with the same key within
                 5 minutes is not published again; it returns the first one's position.
             skip_history: don't keep this publication in the channel's history.
-            binary: ``data`` is ``bytes`` sent as they are, not checked as JSON (what
-                the HTTP API's ``b64data`` carries). Protobuf clients receive them; a
-                JSON client receives them only if they are JSON, else it is
-                disconnected with 3506.
 
         Returns the stream position: the publication's offset and the epoch when it was
         kept in history, offset 0 otherwise.
 
         Raises:
-            ClientError: 102 for an unknown namespace, 107 for an invalid name or an
-                empty binary payload.
-            ValueError: ``data`` is not JSON.
+            ClientError: 102 for an unknown namespace, 107 for an invalid name.
+            InvalidPayload: error 107, a ``ClientError`` and a ``ValueError``: the
+                namespace does not allow ``data`` (not JSON a JSON client can parse,
+                not an object for ``json_object``, empty).
         """
-        options = self.rules.namespace(channel)
-        payload = _binary(data) if binary else to_raw(data)
-        publication = Publication(data=payload, tags=tags or None)
-        how = NO_HISTORY if skip_history else self._publish_options(options)
-        return await self.publish_publication(channel, publication, how, idempotency_key)
-
-    async def publish_publication(
-        self,
-        channel: str,
-        publication: Publication,
-        options: PublishOptions,
-        idempotency_key: str = "",
-    ) -> StreamPosition:
-        """Hand a checked publication to the broker: the one step every publish shares
-        (the server API's, the in-process API's, a client's ``publish`` command)."""
-
-        if idempotency_key:
-            # The broker keeps the key (Redis: in the publish script), so a retry that
-            # reaches another node is suppressed too.
-            options = dataclasses.replace(options, idempotency_key=idempotency_key)
-        position = await self.broker.publish(channel, publication, options)
-        if self.metrics is not None:
-            self.metrics.publication_sent.inc()
-        return position
+        return await publish(
+            cast("Node", self),
+            channel,
+            data,
+            tags=tags,
+            idempotency_key=idempotency_key,
+            skip_history=skip_history,
+        )
 
     async def broadcast(
         self,
@@ -132,21 +115,21 @@ class ServerAPI:
         tags: dict[str, str] | None = None,
         idempotency_key: str = "",
         skip_history: bool = False,
-        binary: bool = False,
     ) -> list[StreamPosition | ClientError]:
         """Publish the same ``data`` into every channel of ``channels``, concurrently.
 
         Returns, per channel and in order, the stream position or the error of that
-        channel (one channel failing does not stop the others; a broker failure is
-        error 100). Arguments as :meth:`publish`.
+        channel (one channel failing, its payload refused by its namespace included,
+        does not stop the others; a broker failure is error 100). Arguments as
+        :meth:`publish`.
 
         Raises:
             ClientError: 107 when ``channels`` is empty.
-            ValueError: ``data`` is not JSON.
+            InvalidPayload: ``data`` is not serialisable at all.
         """
         if not channels:
             raise ClientError(ErrorCode.BAD_REQUEST, "channels required")
-        payload = _binary(data) if binary else to_raw(data)
+        encoded = encode(data)
         limit = asyncio.Semaphore(_BROADCAST_CONCURRENCY)
 
         async def one(channel: str) -> StreamPosition | ClientError:
@@ -154,7 +137,7 @@ class ServerAPI:
                 try:
                     return await self.publish(
                         channel,
-                        payload,
+                        encoded,
                         tags=tags,
                         idempotency_key=idempotency_key,
                         skip_history=skip_history,
@@ -356,14 +339,6 @@ def _target(method: str, user: str | None, client: str, session: str) -> Target:
 
 def _raw(value: Any) -> Raw:
     return EMPTY if value is None else to_raw(value)
-
-
-def _binary(data: Any) -> Raw:
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise TypeError("binary=True takes bytes")
-    if not data:
-        raise ClientError(ErrorCode.BAD_REQUEST, "data required")
-    return Raw(bytes(data))
 
 
 def _history_options(options: NamespaceOptions) -> NamespaceOptions:

@@ -17,6 +17,9 @@ Rules (``centrifugo-protocol.md`` §5, §7.2, §8.3):
    delivered before the reply.
 4. Presence and join are recorded after the reply; leave and presence removal follow
    every unsubscribe, whatever its cause.
+5. A JSON-protocol client can't subscribe where ``publication_data_format`` is
+   ``"binary"``: error 107, or 3506 at connect for a server-side subscription (never a
+   disconnect later, when a publication arrives).
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ from msgspec import Raw
 
 from wirehub.brokers.base import HistoryOptions
 from wirehub.config import NamespaceOptions
+from wirehub.core import expiry
 from wirehub.core.events import ServerSubscription, SubscribeEvent
-from wirehub.core.payload import EMPTY, json_publications, to_raw
+from wirehub.core.payload import EMPTY, for_json, to_raw
+from wirehub.core.publish import check_protocol
 from wirehub.core.recovery import Recovery, merge_live, recover
 from wirehub.errors import (
     DISCONNECT_INSUFFICIENT_STATE,
@@ -115,6 +120,12 @@ async def subscribe(
     with ``options`` when given (a token's ``subs`` entry)."""
     channel = request.channel
     namespace = node.rules.namespace(channel)
+    try:
+        check_protocol(client.codec, namespace)
+    except ClientError:
+        if server_side:
+            raise DISCONNECT_INAPPROPRIATE_PROTOCOL from None
+        raise
     if server_side:
         grant = _server_grant(options)
     else:
@@ -162,7 +173,7 @@ async def _join(
         )
     if recovering and not recovery.recovered and request.flag & _REJECT_UNRECOVERED:
         raise ClientError(ErrorCode.UNRECOVERABLE_POSITION, "unrecoverable position")
-    recovery = dataclasses.replace(recovery, publications=for_client(client, recovery.publications))
+    recovery = _for_client(client, channel, recovery)
     _commit(node, client, channel, context, recovery.position)
     result = _result(request, context, grant, node, top=top, recovery=recovery)
     return Subscribed(result, [] if recovery.recovered else recovery.publications)
@@ -192,7 +203,7 @@ async def _authorize(node: Node, client: Client, request: SubscribeRequest) -> _
         return _Grant(
             info=_raw(credentials.info),
             data=_raw(credentials.data),
-            expire_at=credentials.expire_at,
+            expire_at=expiry.clamp_expire_at(credentials.expire_at),
             override=credentials.override,
         )
     node.rules.check_subscribe(channel, client.user)
@@ -320,21 +331,25 @@ def for_client(client: Client, publications: list[Publication]) -> list[Publicat
     """Stored publications as ``client``'s protocol can carry them.
 
     Raises:
-        Disconnect: 3506, a JSON client and a payload that is not JSON (a Protobuf
-            client published binary data), as for live publications.
+        InvalidPayload: a JSON client, and a payload it can't parse (which only a
+            broker holding data from elsewhere could return: publish checks them).
     """
     if client.codec.binary or not publications:
         return publications
+    return for_json(publications)
+
+
+def _for_client(client: Client, channel: str, recovery: Recovery) -> Recovery:
+    """Recovered publications for ``client``; not recovered if one can't be sent."""
     try:
-        return json_publications(publications)
+        return dataclasses.replace(recovery, publications=for_client(client, recovery.publications))
     except ValueError:
-        raise DISCONNECT_INAPPROPRIATE_PROTOCOL from None
+        logger.error("the history of %r holds a payload JSON clients can't parse", channel)
+        return dataclasses.replace(recovery, publications=[], recovered=False)
 
 
 def _ttl(node: Node, expire_at: float | None) -> int | None:
-    if expire_at is None:
-        return None
-    return max(0, int(expire_at - node.clock()))
+    return None if expire_at is None else expiry.ttl(expire_at, node.clock())
 
 
 def _raw(value: object) -> Raw:

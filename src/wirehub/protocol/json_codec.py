@@ -18,13 +18,13 @@ from typing import Final
 import msgspec
 
 from wirehub.protocol.errors import ProtocolError
+from wirehub.protocol.payload import check_payload
 from wirehub.protocol.types import Command, Reply
 
 __all__ = ["JSON_CODEC", "JsonCodec", "json_payload"]
 
 _decode_command = msgspec.json.Decoder(Command).decode
 _encode = msgspec.json.Encoder().encode
-_validate = msgspec.json.Decoder().decode
 
 
 class JsonCodec:
@@ -66,13 +66,10 @@ JSON_CODEC: Final = JsonCodec()
 
 
 def json_payload(data: bytes) -> msgspec.Raw:
-    """Check that ``data`` is one JSON value and return it ready to embed.
+    """Check that ``data`` is one JSON value a JSON client can parse, and return it
+    ready to embed (:func:`wirehub.protocol.payload.check_payload`, format ``"json"``).
 
     Raises:
-        ValueError: ``data`` is not valid JSON (such bytes can't reach a JSON client).
+        PayloadError: a ``ValueError``; such bytes can't reach a JSON client.
     """
-    try:
-        _validate(data)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        raise ValueError("payload is not valid JSON") from None
-    return msgspec.Raw(data.replace(b"\n", b"") if b"\n" in data else data)
+    return msgspec.Raw(check_payload(data, "json"))
