@@ -39,7 +39,7 @@ from wirehub.core.events import (
     TransportInfo,
 )
 from wirehub.core.node import Node
-from wirehub.errors import ClientError, Disconnect
+from wirehub.errors import ClientError, Disconnect, InvalidPayload
 from wirehub.protocol.codes import DisconnectCode, ErrorCode
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "DisconnectEvent",
     "DisconnectHandler",
     "ErrorCode",
+    "InvalidPayload",
     "MessageEvent",
     "MessageHandler",
     "Node",
