@@ -148,7 +148,10 @@ def test_environ_false_ignores_the_environment(monkeypatch: pytest.MonkeyPatch) 
         ("[server]\nrequest_head_size_limit = 4096\n", "server"),
         ("[server.tls]\nenabled = true\n", "server.tls"),
         ("[server.tls]\ncert_file = 'x'\n", "server.tls.cert_file"),
-        ("[websocket]\npre_connect_message_size_limit = 0\n", "websocket.pre_connect_message_size_limit"),
+        (
+            "[websocket]\npre_connect_message_size_limit = 0\n",
+            "websocket.pre_connect_message_size_limit",
+        ),
     ],
 )
 def test_invalid_option_is_named(tmp_path: Path, toml: str, option: str) -> None:
