@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tests.docs.readme import blocks
 from tests.interop.helpers import CHAT, config_toml, event, make_token
 from tests.interop.test_js_sdk import JsClient
 from tests.interop.test_python_sdk import py_client
@@ -246,3 +247,17 @@ def test_bad_tls_configuration_is_one_clear_error(tmp_path: Path, tls: str, mess
     assert result.returncode == 2
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_readme_tls_block_serves_https(
+    server_factory: Callable[[str], ServerProcess], certificate: Certificate
+) -> None:
+    """The README's ``[server.tls]`` block, with this test's files, is a working config."""
+    (block,) = [b for b in blocks() if b.lang == "toml" and "[server.tls]" in b.code]
+    config = block.code.replace("/etc/wirehub/fullchain.pem", str(certificate.cert))
+    config = config.replace("/etc/wirehub/privkey.pem", str(certificate.key))
+    server = server_factory(config)
+    request = b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n"
+    assert https_request(server.port, certificate.client_context(), request).startswith(
+        b"HTTP/1.1 200 "
+    )
