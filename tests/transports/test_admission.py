@@ -130,6 +130,7 @@ def test_connection_limit_refuses_past_the_limit(
             sock.close()
             assert response.status == 503
             assert response.headers["retry-after"] == str(RETRY_AFTER_LIMIT)
+            assert response.body == b"too many connections; retry later\n"  # no setting named
             third.connect()
         # Both closed: the next one gets in (the server notices the closes first).
         deadline = time.monotonic() + timeout(5.0)

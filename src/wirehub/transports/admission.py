@@ -11,8 +11,8 @@ Rules:
 2. ``client.connection_limit`` (0: off): with that many connections on the node
    (connected, or upgraded and not yet connected) a new one is refused.
 3. A refusal is HTTP 503 with ``Retry-After`` (seconds: until the next token for the
-   rate, :data:`RETRY_AFTER_LIMIT` for the limit) and an empty body; the SDKs back off
-   and retry. Existing connections are untouched.
+   rate, :data:`RETRY_AFTER_LIMIT` for the limit) and a one-line body that names no
+   setting; the SDKs back off and retry. Existing connections are untouched.
 4. Refusals are counted (:attr:`Admission.refused`) and logged as a warning at most
    every 3 s, with how many were held back.
 """
@@ -43,8 +43,11 @@ class Refusal:
     """Why a connection was refused, and what to answer."""
 
     reason: str
+    """For logs: the option that refused, with its value (not told to the client)."""
     retry_after: int
     status: int = 503
+    text: str = "too many connections; retry later"
+    """The response body."""
 
     @property
     def headers(self) -> list[tuple[str, str]]:

@@ -200,7 +200,7 @@ def _refusal(
         return too_large.status, too_large.reason, []
     refusal = door.admission.check()
     if refusal is not None:
-        return refusal.status, refusal.reason, refusal.headers
+        return refusal.status, refusal.text, refusal.headers
     server = scope.get("server")
     local = (str(server[0]), int(server[1])) if server and server[1] is not None else None
     tls = scope.get("scheme") == "wss"

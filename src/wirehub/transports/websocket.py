@@ -378,7 +378,7 @@ class WebSocketProtocol(asyncio.Protocol):
         elif len(hosts) > 1:
             response = self._ws.reject(400, "More than one Host header\n")
         elif (refusal := self.admission.check()) is not None:
-            response = self._ws.reject(refusal.status, f"{refusal.reason}\n")
+            response = self._ws.reject(refusal.status, f"{refusal.text}\n")
             for name, value in refusal.headers:
                 response.headers[name] = value
         elif not self._origin_allowed(origins):
