@@ -201,3 +201,16 @@ def test_after_connect_the_message_size_limit_applies(compression_server: Server
         payload += compressor.flush(zlib.Z_SYNC_FLUSH)
         ws.send_raw(frame(TEXT, payload[:-4], rsv=0b100))
         assert json.loads(inflate(ws.recv_frame(timeout(5.0))))["id"] == 3
+
+
+def test_oversized_token_in_the_connect_frame(compression_server: ServerProcess) -> None:
+    """J8: a 100 KB token in the connect command is refused on the frame's header,
+    before any JSON parsing (a 100 KB token in the URL gets 414: test_http_limits)."""
+    port = compression_server.port
+    with Canary(port) as canary:
+        start = time.monotonic()
+        with RawWebSocket.open(port) as ws:
+            ws.send_commands({"connect": {"token": "t" * 100_000}})
+            closed = ws.expect_close(1009)
+        assert closed.reason.endswith(f"exceeds limit of {PRE_CONNECT} bytes")
+        canary.served_since(start)
