@@ -147,6 +147,7 @@ def test_environ_false_ignores_the_environment(monkeypatch: pytest.MonkeyPatch) 
         ("[server]\nheader_count_limit = 0\n", "server.header_count_limit"),
         ("[server]\nrequest_head_size_limit = 4096\n", "server"),
         ("[server.tls]\nenabled = true\n", "server.tls"),
+        ("[server.internal_tls]\nenabled = true\n", "server.internal_tls"),
         ("[server.tls]\ncert_file = 'x'\n", "server.tls.cert_file"),
         (
             "[websocket]\npre_connect_message_size_limit = 0\n",

@@ -261,3 +261,30 @@ def test_readme_tls_block_serves_https(
     assert https_request(server.port, certificate.client_context(), request).startswith(
         b"HTTP/1.1 200 "
     )
+
+
+def test_internal_port_with_its_own_tls(
+    server_factory: Callable[[str], ServerProcess], certificate: Certificate
+) -> None:
+    """``server.internal_tls``: the API port speaks TLS too, with bounded heads."""
+    config = f"""
+[server]
+internal_port = 0
+
+[server.internal_tls]
+enabled = true
+cert_pem_file = "{certificate.cert}"
+key_pem_file = "{certificate.key}"
+
+[http_api]
+insecure = true
+"""
+    server = server_factory(config)
+    assert "serving ws://127.0.0.1:" in server.log  # the main port stays plain
+    port = int(server.wait_for(r"internal endpoints at https://127\.0\.0\.1:(\d+)").group(1))
+    context = certificate.client_context()
+    health = https_request(port, context, b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert health.startswith(b"HTTP/1.1 200 ")
+    flood = b"".join(b"X-%d: y\r\n" % i for i in range(200))
+    refused = https_request(port, context, b"GET /health HTTP/1.1\r\n" + flood + b"\r\n")
+    assert refused.startswith(b"HTTP/1.1 431 ")

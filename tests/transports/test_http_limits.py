@@ -263,3 +263,17 @@ def test_limits_follow_the_configuration(server_factory: object, port: int) -> N
     headers = b"".join(b"X-%d: y\r\n" % i for i in range(9))
     assert exchange(small.port, b"GET /health HTTP/1.1\r\n" + headers + b"\r\n")[0] == 431
     assert exchange(small.port, b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n")[0] == 200
+
+
+def test_internal_port_bounds_heads_too(server_factory: object) -> None:
+    """The internal listener (API, metrics, probes) has the same head limits."""
+    server = server_factory(  # type: ignore[operator]
+        CONFIG.replace("[server]", "[server]\ninternal_port = 0")
+    )
+    match = server.wait_for(r"internal endpoints at http://127\.0\.0\.1:(\d+)")
+    internal = int(match.group(1))
+    sent, status = flood(internal, b"GET /health?x=")
+    assert (status, sent < FLOOD) == (414, True)
+    headers = b"".join(b"X-%d: y\r\n" % i for i in range(200))
+    assert exchange(internal, b"GET /api/info HTTP/1.1\r\n" + headers + b"\r\n")[0] == 431
+    assert exchange(internal, b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n")[0] == 200
