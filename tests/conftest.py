@@ -31,10 +31,11 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
         args: Sequence[str] = (),
+        fd_limit: int | None = None,
     ) -> ServerProcess:
         path = tmp_path / f"wirehub-{len(started)}.toml"
         path.write_text(config, encoding="utf-8")
-        server = ServerProcess(path, env=env, cwd=cwd, args=args)
+        server = ServerProcess(path, env=env, cwd=cwd, args=args, fd_limit=fd_limit)
         started.append(server)
         return server.start()
 

@@ -44,7 +44,27 @@ def test_defaults() -> None:
     assert config.channel.max_length == 255
     assert config.channel.namespaces == []
     assert config.websocket.message_size_limit == 65_536
+    assert config.websocket.pre_connect_message_size_limit == 16_384
     assert not config.demo.enabled
+
+
+def test_front_door_defaults() -> None:
+    server = load_config().server
+    limits = (server.request_line_size_limit, server.header_line_size_limit)
+    assert limits == (8192, 8192)
+    assert (server.header_count_limit, server.request_head_size_limit) == (128, 32_768)
+    assert (server.request_head_timeout, server.keep_alive_timeout) == (10.0, 5)
+    assert not server.tls.enabled
+    assert server.forwarded_allow_ips == []
+    client = load_config().client
+    assert (client.connection_limit, client.connection_rate_limit) == (0, 0)
+    assert client.allow_no_origin
+    assert "cookie" in client.transport_headers
+
+
+def test_transport_headers_are_lower_cased() -> None:
+    config = load_config(None, {"client": {"transport_headers": ["X-Api-Key"]}}, environ=False)
+    assert config.client.transport_headers == ["x-api-key"]
 
 
 def test_toml_file(tmp_path: Path) -> None:
@@ -120,6 +140,19 @@ def test_environ_false_ignores_the_environment(monkeypatch: pytest.MonkeyPatch) 
         ("[server]\nlog_level = 'verbose'\n", "server.log_level"),
         ("[client]\nping_interval = 0\n", "client.ping_interval"),
         ("[client]\nqueue_max_size = 0\n", "client.queue_max_size"),
+        ("[client]\nconnection_limit = -1\n", "client.connection_limit"),
+        ("[client]\ntransport_headers = ['bad header']\n", "client.transport_headers"),
+        ("[server]\nforwarded_allow_ips = ['10.0.0.300']\n", "server.forwarded_allow_ips"),
+        ("[server]\nrequest_head_timeout = 0\n", "server.request_head_timeout"),
+        ("[server]\nheader_count_limit = 0\n", "server.header_count_limit"),
+        ("[server]\nrequest_head_size_limit = 4096\n", "server"),
+        ("[server.tls]\nenabled = true\n", "server.tls"),
+        ("[server.internal_tls]\nenabled = true\n", "server.internal_tls"),
+        ("[server.tls]\ncert_file = 'x'\n", "server.tls.cert_file"),
+        (
+            "[websocket]\npre_connect_message_size_limit = 0\n",
+            "websocket.pre_connect_message_size_limit",
+        ),
     ],
 )
 def test_invalid_option_is_named(tmp_path: Path, toml: str, option: str) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 import uvicorn
@@ -14,7 +15,9 @@ from fastapi import FastAPI
 
 from tests.support.pysdk import disconnect
 from tests.support.server import timeout
-from wirehub import Node, create_app, load_config
+from tests.transports.test_http_limits import FLOOD as FLOOD_SIZE, flood
+from wirehub import ConnectingEvent, Node, create_app, load_config
+from wirehub.transports.http import make_http_protocol_class
 
 pytestmark = [pytest.mark.anyio, pytest.mark.interop]
 
@@ -38,9 +41,11 @@ def make_app(node: Node) -> FastAPI:
 
 
 @asynccontextmanager
-async def stock_uvicorn(app: FastAPI) -> AsyncIterator[int]:
+async def stock_uvicorn(app: FastAPI, **options: Any) -> AsyncIterator[int]:
     # Stock uvicorn: its own ASGI WebSocket implementation, not wirehub's protocol class.
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", **options
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
@@ -105,3 +110,113 @@ async def test_host_routes_and_health_still_served() -> None:
     assert hello.json() == {"hello": "world"}
     assert health.status_code == 200
     assert json.loads(health.text) == {}
+
+
+# Issue 7 on the embedded path: the host server parsed the request; wirehub refuses what
+# is past its limits before accepting, and applies its connection limits and origin
+# check the same way as the standalone path.
+
+ANONYMOUS = {"client": {"allow_anonymous_connect_without_token": True}}
+
+
+async def raw_exchange(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and the rest of one HTTP exchange on a fresh connection."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout(5))
+        lines = head.decode("latin-1").split("\r\n")
+        headers = dict(line.lower().split(": ", 1) for line in lines[1:] if line)
+        body = b""
+        if "content-length" in headers:
+            body = await reader.readexactly(int(headers["content-length"]))
+        return int(lines[0].split()[1]), headers, body
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+def upgrade(port: int, path: str = "/rt/connection/websocket", extra: str = "") -> bytes:
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        f"Sec-WebSocket-Version: 13\r\n{extra}\r\n"
+    ).encode()
+
+
+FLOOD = "".join(f"X-Flood-{i}: y\r\n" for i in range(50))
+
+
+async def test_embedded_refuses_too_many_headers_on_websocket_and_http() -> None:
+    # Under the host's own limits (uvicorn's WebSocket implementation stops at 128
+    # headers), over wirehub's as configured here.
+    config = {**ANONYMOUS, "server": {"header_count_limit": 20}}
+    node = Node(load_config(None, config, environ=False))
+    async with stock_uvicorn(make_app(node)) as port:
+        status, _, body = await raw_exchange(port, upgrade(port, extra=FLOOD))
+        assert (status, body) == (431, b"more than 20 headers\n")
+        request = f"GET /rt/health HTTP/1.1\r\nHost: x\r\n{FLOOD}\r\n".encode()
+        status, headers, _ = await raw_exchange(port, request)
+        assert (status, headers["connection"]) == (431, "close")
+        long_url = b"GET /rt/health?" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+        assert (await raw_exchange(port, long_url))[0] == 414
+        # Within the limits: served.
+        assert (await raw_exchange(port, upgrade(port)))[0] == 101
+
+
+async def test_embedded_connection_rate_limit() -> None:
+    config = {"client": {**ANONYMOUS["client"], "connection_rate_limit": 1}}
+    node = Node(load_config(None, config, environ=False))
+    async with stock_uvicorn(make_app(node)) as port:
+        assert (await raw_exchange(port, upgrade(port)))[0] == 101
+        status, headers, _ = await raw_exchange(port, upgrade(port))
+    assert status == 503
+    assert int(headers["retry-after"]) >= 1
+
+
+async def test_embedded_origin_is_checked_against_the_socket_not_host() -> None:
+    node = Node(load_config(None, ANONYMOUS, environ=False))
+    async with stock_uvicorn(make_app(node)) as port:
+        evil = f"Origin: http://evil.example:{port}\r\n"
+        request = upgrade(port, extra=evil).replace(b"Host: 127.0.0.1", b"Host: evil.example")
+        assert (await raw_exchange(port, request))[0] == 403
+        own = f"Origin: http://127.0.0.1:{port}\r\n"
+        assert (await raw_exchange(port, upgrade(port, extra=own)))[0] == 101
+
+
+async def test_embedded_keeps_only_transport_headers() -> None:
+    node = Node(load_config(None, ANONYMOUS, environ=False))
+    seen: list[ConnectingEvent] = []
+
+    @node.on_connecting
+    async def remember(event: ConnectingEvent) -> None:
+        seen.append(event)
+
+    async with stock_uvicorn(make_app(node)) as port:
+        client = Client(f"ws://127.0.0.1:{port}/rt/connection/websocket")
+        await client.connect()
+        await client.disconnect()
+    headers = seen[0].transport.headers
+    assert "user-agent" in headers
+    assert "sec-websocket-key" not in headers
+    assert set(headers) <= {
+        "authorization",
+        "cookie",
+        "origin",
+        "user-agent",
+        "x-forwarded-for",
+        "x-real-ip",
+    }
+
+
+async def test_host_uvicorn_with_wirehubs_http_protocol_bounds_every_route() -> None:
+    """The recommended setting for a host app under uvicorn: wirehub's HTTP protocol
+    class bounds request heads on the host's own routes too, before any buffering."""
+    config = load_config(None, ANONYMOUS, environ=False)
+    node = Node(config)
+    http = make_http_protocol_class(config.server)
+    async with stock_uvicorn(make_app(node), http=http) as port:
+        sent, status = await asyncio.to_thread(flood, port, b"GET /hello?x=")
+        assert status == 414
+        assert sent < FLOOD_SIZE
+        assert (await raw_exchange(port, b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"))[0] == 200

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from tests.interop.test_tls import make_certificate
 from tests.support.procnet import owner_of
 from tests.support.redis import delete_prefix, redis_url, require_redis, unique_prefix
 from tests.support.server import ServerProcess, timeout
@@ -211,3 +212,27 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def test_workers_serve_tls(
+    server_factory: Callable[..., ServerProcess], redis_toml: str, tmp_path: Path
+) -> None:
+    """``server.tls`` with ``--workers``: each worker serves the parent's socket over TLS
+    (wirehub's listener, handshake timeout included)."""
+    certificate = make_certificate(tmp_path)
+    tls = f"""
+[server.tls]
+enabled = true
+cert_pem_file = "{certificate.cert}"
+key_pem_file = "{certificate.key}"
+"""
+    server = server_factory(redis_toml + tls, args=("--workers", "2"))
+    assert "serving wss://127.0.0.1:" in server.log
+    context = certificate.client_context()
+    for _ in range(4):  # whichever worker accepts, it speaks TLS
+        with (
+            socket.create_connection(("127.0.0.1", server.port), timeout=timeout(5.0)) as raw,
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as sock,
+        ):
+            sock.sendall(b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")

@@ -32,6 +32,11 @@ the host runs the node in its own lifespan::
 
 Standalone (``wirehub serve``), the app handles lifespan itself: ``create_app(node,
 lifespan=True)``.
+
+Every request is first held to the ``server`` section's request-head limits (414 or 431
+with ``Connection: close``): embedded, the host server has already parsed and buffered
+the request, so this bounds what reaches wirehub, not what the host read (see
+``docs/hardening.md`` for the host server's own settings).
 """
 
 from __future__ import annotations
@@ -49,8 +54,9 @@ from wirehub.brokers.base import Pingable
 from wirehub.core.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from wirehub.core.node import Node
 from wirehub.demo.assets import find_client_script
-from wirehub.transports.asgi_websocket import serve_websocket
-from wirehub.transports.origin import OriginCheck
+from wirehub.transports.admission import Admission
+from wirehub.transports.asgi_websocket import Door, serve_websocket
+from wirehub.transports.head import check_scope
 from wirehub.transports.websocket import ENDPOINT
 
 __all__ = ["READY_TIMEOUT", "Endpoints", "create_app"]
@@ -69,7 +75,13 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-def create_app(node: Node, *, lifespan: bool = False, endpoints: Endpoints = "all") -> ASGIApp:
+def create_app(
+    node: Node,
+    *,
+    lifespan: bool = False,
+    endpoints: Endpoints = "all",
+    admission: Admission | None = None,
+) -> ASGIApp:
     """Return the ASGI application serving ``node``.
 
     Args:
@@ -78,15 +90,25 @@ def create_app(node: Node, *, lifespan: bool = False, endpoints: Endpoints = "al
             when mounting, and run ``async with node:`` in the host's lifespan.
         endpoints: ``"public"``: only client connections (and the demo);
             ``"internal"``: only the API, metrics, health and readiness; ``"all"``.
+        admission: the node's connection limits, when other doors share them (``wirehub
+            serve`` passes the one its WebSocket protocol uses); by default the app
+            keeps its own.
     """
-    return _App(node, manage_lifespan=lifespan, endpoints=endpoints)
+    return _App(node, manage_lifespan=lifespan, endpoints=endpoints, admission=admission)
 
 
 class _App:
-    def __init__(self, node: Node, *, manage_lifespan: bool, endpoints: Endpoints) -> None:
+    def __init__(
+        self,
+        node: Node,
+        *,
+        manage_lifespan: bool,
+        endpoints: Endpoints,
+        admission: Admission | None,
+    ) -> None:
         self.node = node
         self._manage_lifespan = manage_lifespan
-        self._origins = OriginCheck(node.config.client.allowed_origins)
+        self._door = Door.for_node(node, admission)
         self._demo = node.config.demo
         self._public = endpoints in ("all", "public")
         self._api = ApiApp(node) if endpoints in ("all", "internal") else None
@@ -98,6 +120,12 @@ class _App:
         elif kind == "websocket":
             await self._websocket(scope, receive, send)
         elif kind == "http":
+            too_large = check_scope(scope, self._door.limits)
+            if too_large is not None:
+                headers = {"connection": "close"}
+                response = PlainTextResponse(too_large.reason, too_large.status, headers)
+                await response(scope, receive, send)
+                return
             path = _route(scope)
             if self._api is not None and self._api.handles(path):
                 await self._api(scope, receive, send, path)
@@ -108,7 +136,7 @@ class _App:
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._public and _route(scope) == ENDPOINT:
-            await serve_websocket(self.node, self._origins, scope, receive, send)
+            await serve_websocket(self.node, self._door, scope, receive, send)
         else:
             await receive()
             await send({"type": "websocket.close", "code": 1000})

@@ -24,21 +24,18 @@ import uvicorn
 
 from wirehub._version import __version__
 from wirehub.api.cli import COMMANDS as API_COMMANDS
-from wirehub.asgi import create_app
 from wirehub.config import Config, ConfigError, load_config
 from wirehub.core.node import Node
 from wirehub.genconfig import render_config
 from wirehub.internal_port import InternalServer, internal_server
 from wirehub.loader import AppError, build_node, load_app
 from wirehub.logs import logging_config
-from wirehub.transports.websocket import ENDPOINT, make_protocol_class
+from wirehub.standalone import SHUTDOWN_TIMEOUT, TLSListener, tls_context, uvicorn_config
+from wirehub.transports.websocket import ENDPOINT
 
 __all__ = ["main"]
 
 logger = logging.getLogger("wirehub")
-
-# uvicorn's time to wait for connections to close after every client got 3001.
-_SHUTDOWN_TIMEOUT = 30
 
 
 def _fail(message: str) -> NoReturn:
@@ -112,6 +109,7 @@ def serve(
     try:
         config, app = _config_and_app(config_path, overrides, app_target, warnings)
         _log_warnings(config, warnings)
+        _check_tls(config)
         if workers > 1:
             from wirehub.workers import check_workers, serve_workers
 
@@ -164,6 +162,15 @@ def _nested(config: Config, overrides: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _check_tls(config: Config) -> None:
+    """Refuse unusable TLS files before any listener or worker starts."""
+    try:
+        tls_context(config.server.tls)
+        tls_context(config.server.internal_tls, option="server.internal_tls")
+    except ConfigError as exc:
+        _fail(f"invalid configuration: {exc}")
+
+
 def run(
     config: Config,
     node: Node | None = None,
@@ -175,34 +182,33 @@ def run(
 
     ``node``: an already built :class:`Node` (handlers registered) to serve instead of a
     fresh ``Node(config)``; ``config`` still gives the server settings (host, port, log
-    level, demo). ``sockets``: already listening sockets to serve instead of binding
-    host and port (``--workers``), and ``worker`` names this process in the logs.
+    level, TLS, limits, demo). ``sockets``: already listening sockets to serve instead of
+    binding host and port (``--workers``), and ``worker`` names this process in the logs.
     """
-    if node is None:
-        node = Node(config)
-    internal = internal_server(config, node, timeout_graceful_shutdown=_SHUTDOWN_TIMEOUT)
-    uvicorn_config = uvicorn.Config(
-        create_app(node, lifespan=True, endpoints="all" if internal is None else "public"),
-        host=config.server.host,
-        port=config.server.port,
-        ws=make_protocol_class(node),
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        log_level=config.server.log_level,
+    try:
+        tls = tls_context(config.server.tls)
+        if node is None:
+            node = Node(config)
+        internal = internal_server(config, node, timeout_graceful_shutdown=SHUTDOWN_TIMEOUT)
+    except ConfigError as exc:
+        _fail(f"invalid configuration: {exc}")
+    main_config = uvicorn_config(
+        node,
+        config,
+        endpoints="all" if internal is None else "public",
         log_config=logging_config(config.server.log_level, config.log.format),
-        access_log=False,
-        timeout_graceful_shutdown=_SHUTDOWN_TIMEOUT,
     )
     server = _Server(
-        uvicorn_config, demo=config.demo.enabled, node=node, internal=internal, worker=worker
+        main_config, demo=config.demo.enabled, node=node, internal=internal, worker=worker
     )
+    server.tls = tls
+    server.handshake_timeout = config.server.request_head_timeout
     server.run(sockets=sockets)
     if internal is not None and internal.failed:
         sys.exit(3)
 
 
-class _Server(uvicorn.Server):
+class _Server(TLSListener):
     def __init__(
         self,
         config: uvicorn.Config,
@@ -242,9 +248,10 @@ class _Server(uvicorn.Server):
         for sock in listeners:
             host, port = sock.getsockname()[:2]
             shown = f"[{host}]" if ":" in host else host
-            message = f"wirehub {__version__} serving ws://{shown}:{port}{ENDPOINT}"
+            scheme = self.scheme
+            message = f"wirehub {__version__} serving ws{scheme}://{shown}:{port}{ENDPOINT}"
             if self._demo:
-                message += f", demo at http://{shown}:{port}/"
+                message += f", demo at http{scheme}://{shown}:{port}/"
             if self._worker:
                 message += f" ({self._worker}, pid {os.getpid()})"
             logger.info(message)

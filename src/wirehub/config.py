@@ -11,6 +11,7 @@ silently ignored setting.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import re
@@ -45,6 +46,7 @@ __all__ = [
     "RedisTLSConfig",
     "RpcRateLimit",
     "ServerConfig",
+    "TLSConfig",
     "TokenConfig",
     "WebSocketConfig",
     "load_config",
@@ -53,6 +55,16 @@ __all__ = [
 logger = logging.getLogger("wirehub.config")
 
 Seconds = Annotated[float, Field(gt=0)]
+
+DEFAULT_TRANSPORT_HEADERS = (
+    "authorization",
+    "cookie",
+    "origin",
+    "user-agent",
+    "x-forwarded-for",
+    "x-real-ip",
+)
+"""What ``TransportInfo.headers`` keeps by default: what authentication handlers read."""
 
 
 class ConfigError(Exception):
@@ -284,7 +296,28 @@ class ClientConfig(_Section):
     )
     allowed_origins: list[str] = Field(
         default_factory=list,
-        description="browser origins allowed besides the same origin; '*' matches any run",
+        description=(
+            "browser origins allowed besides the address a connection arrived on;"
+            " '*' matches a run of host/port characters"
+        ),
+    )
+    allow_no_origin: bool = Field(
+        True,
+        description="allow upgrades without an Origin header (non-browser SDKs send none)",
+    )
+    connection_limit: int = Field(
+        0,
+        ge=0,
+        description="connections per node (connected and connecting); beyond, HTTP 503; 0: off",
+    )
+    connection_rate_limit: int = Field(
+        0,
+        ge=0,
+        description="new connections per second per node, burst as large; beyond, HTTP 503; 0: off",
+    )
+    transport_headers: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_TRANSPORT_HEADERS),
+        description="request headers kept for handlers (TransportInfo.headers); the rest are dropped",
     )
     ping_interval: int = Field(25, ge=1, description="server ping every so many whole seconds")
     pong_timeout: Seconds = Field(8.0, description="pong due within; else close 3012")
@@ -319,6 +352,14 @@ class ClientConfig(_Section):
         default_factory=RateLimitConfig, description="command rate limits"
     )
 
+    @field_validator("transport_headers")
+    @classmethod
+    def _header_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", name):
+                raise ValueError(f"not a header name: {name!r}")
+        return [name.lower() for name in value]
+
     @model_validator(mode="after")
     def _pong_before_next_ping(self) -> Self:
         if self.pong_timeout >= self.ping_interval:
@@ -338,6 +379,25 @@ class WebSocketConfig(_Section):
     compression_level: int = Field(
         1, ge=0, le=9, description="zlib level of outgoing frames, 0 (none) to 9 (smallest)"
     )
+    pre_connect_message_size_limit: int = Field(
+        16_384,
+        gt=0,
+        description="largest incoming message before the connect command succeeded, bytes; beyond, close 1009",
+    )
+
+
+class TLSConfig(_Section):
+    """TLS for a listener: Centrifugo v6's TLS object (the PEM file fields)."""
+
+    enabled: bool = Field(False, description="serve https:// and wss:// on this port")
+    cert_pem_file: str = Field("", description="PEM certificate (chain) file")
+    key_pem_file: str = Field("", description="PEM private key file (not encrypted)")
+
+    @model_validator(mode="after")
+    def _files_when_enabled(self) -> Self:
+        if self.enabled and not (self.cert_pem_file and self.key_pem_file):
+            raise ValueError("enabled TLS needs cert_pem_file and key_pem_file")
+        return self
 
 
 class ServerConfig(_Section):
@@ -358,6 +418,47 @@ class ServerConfig(_Section):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="debug, info, warning or error"
     )
+    tls: TLSConfig = Field(default_factory=TLSConfig, description="TLS on the port")
+    internal_tls: TLSConfig = Field(
+        default_factory=TLSConfig, description="TLS on the internal port (same fields)"
+    )
+    request_line_size_limit: int = Field(
+        8192, ge=256, description="longest request line (method, URL, version), bytes; beyond, 414"
+    )
+    header_line_size_limit: int = Field(
+        8192, ge=256, description="longest request header line, bytes; beyond, 431"
+    )
+    header_count_limit: int = Field(128, ge=8, description="most request headers; beyond, 431")
+    request_head_size_limit: int = Field(
+        32_768, ge=1024, description="largest request head (line and headers), bytes; beyond, 431"
+    )
+    request_head_timeout: Seconds = Field(
+        10.0, description="the request head (and TLS handshake) is due within; else closed"
+    )
+    keep_alive_timeout: int = Field(
+        5, ge=1, description="an idle keep-alive HTTP connection is closed after, whole seconds"
+    )
+    forwarded_allow_ips: list[str] = Field(
+        default_factory=list,
+        description="proxies (IPs or networks, '*': any) trusted for X-Forwarded-For/-Proto",
+    )
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if entry != "*":
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise ValueError(f"not an IP address or network: {entry!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _head_holds_its_lines(self) -> Self:
+        if self.request_head_size_limit < self.request_line_size_limit:
+            raise ValueError("request_head_size_limit must be at least request_line_size_limit")
+        return self
 
 
 class HttpApiConfig(_Section):

@@ -22,6 +22,8 @@ import uvicorn
 from wirehub.asgi import create_app
 from wirehub.config import Config
 from wirehub.core.node import Node
+from wirehub.standalone import TLSListener, tls_context
+from wirehub.transports.http import make_http_protocol_class
 
 __all__ = ["InternalServer", "internal_server"]
 
@@ -32,25 +34,37 @@ def internal_server(
     config: Config, node: Node, *, timeout_graceful_shutdown: int = 30
 ) -> InternalServer | None:
     """The internal listener of ``config``, or ``None`` when ``server.internal_port`` is
-    not set (then the main port serves everything)."""
+    not set (then the main port serves everything). It bounds request heads as the main
+    port does, and speaks TLS when ``server.internal_tls`` says so.
+
+    Raises:
+        ConfigError: ``server.internal_tls`` names unusable files.
+    """
     port = config.server.internal_port
     if port is None:
         return None
+    server = config.server
     uvicorn_config = uvicorn.Config(
         create_app(node, endpoints="internal"),
-        host=config.server.internal_host,
+        host=server.internal_host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=make_http_protocol_class(server),  # request heads bounded here too
         lifespan="off",
         log_config=None,  # the main server configured logging already
         access_log=False,
         timeout_graceful_shutdown=timeout_graceful_shutdown,
+        timeout_keep_alive=server.keep_alive_timeout,
+        proxy_headers=bool(server.forwarded_allow_ips),
+        forwarded_allow_ips=list(server.forwarded_allow_ips) or None,
     )
-    return InternalServer(uvicorn_config)
+    internal = InternalServer(uvicorn_config)
+    internal.tls = tls_context(server.internal_tls, option="server.internal_tls")
+    internal.handshake_timeout = server.request_head_timeout
+    return internal
 
 
-class InternalServer(uvicorn.Server):
+class InternalServer(TLSListener):
     """Serves beside the main server: no signal handlers of its own."""
 
     failed = False
@@ -76,7 +90,8 @@ class InternalServer(uvicorn.Server):
             host, port = sock.getsockname()[:2]
             shown = f"[{host}]" if ":" in host else host
             logger.info(
-                "wirehub internal endpoints at http://%s:%d (api, metrics, health, ready)",
+                "wirehub internal endpoints at http%s://%s:%d (api, metrics, health, ready)",
+                self.scheme,
                 shown,
                 port,
             )

@@ -8,6 +8,7 @@ end. The packages come from ``js/package-lock.json``: ``npm ci --prefix tests/in
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -63,8 +64,17 @@ def _node() -> str:
 class JsClient:
     """One centrifuge-js client in a node process: ``async with JsClient(url, ...)``."""
 
-    def __init__(self, url: str, *, name: str = "centrifuge-js", **options: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str = "centrifuge-js",
+        env: dict[str, str] | None = None,
+        **options: Any,
+    ) -> None:
         self.options = {"url": url, **options}
+        self.env = env
+        """Extra environment variables of the node process (``NODE_EXTRA_CA_CERTS``)."""
         self.log = EventLog(name)
         self._process: Process | None = None
         self._tasks: TaskGroup | None = None
@@ -73,7 +83,8 @@ class JsClient:
     async def __aenter__(self) -> Self:
         node = _node()
         command = [node, str(SCRIPT), json.dumps(self.options)]
-        self._process = await anyio.open_process(command, cwd=JS_DIR)
+        env = {**os.environ, **self.env} if self.env else None
+        self._process = await anyio.open_process(command, cwd=JS_DIR, env=env)
         self._tasks = anyio.create_task_group()
         await self._tasks.__aenter__()
         self._tasks.start_soon(self._read_events)

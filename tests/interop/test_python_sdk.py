@@ -125,11 +125,17 @@ class PyClient:
 
 @asynccontextmanager
 async def py_client(
-    url: str, *, token: str = "", new_token: str | None = None, name: str = "centrifuge-python"
+    url: str,
+    *,
+    token: str = "",
+    new_token: str | None = None,
+    name: str = "centrifuge-python",
+    **options: Any,
 ) -> AsyncIterator[PyClient]:
     """A centrifuge-python client recording its events; disconnected at the end.
 
     ``new_token``: the SDK gets a ``get_token`` callback returning it (calls are counted).
+    ``options``: more ``Client`` options (``ssl_context``).
     """
     log = EventLog(name)
     requests: list[str] = []
@@ -146,6 +152,7 @@ async def py_client(
         token=token,
         get_token=get_token if new_token is not None else None,
         proxy=None,
+        **options,
     )
     try:
         yield PyClient(client, log, requests)

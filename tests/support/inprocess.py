@@ -1,8 +1,8 @@
 """A wirehub node served by uvicorn inside the test's own event loop.
 
 For tests that need the in-process API (``node.publish``, handlers) while real clients
-connect over a socket. Serves exactly as ``wirehub serve`` does: wirehub's WebSocket
-protocol class on the connection path.
+connect over a socket. Serves exactly as ``wirehub serve`` does (without TLS): wirehub's
+HTTP and WebSocket protocol classes, limits included.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from wirehub import Node, create_app
-from wirehub.transports.websocket import ENDPOINT, make_protocol_class
+from wirehub import Node
+from wirehub.standalone import uvicorn_config
+from wirehub.transports.websocket import ENDPOINT
 
 __all__ = ["RunningNode", "serve_node"]
 
@@ -37,14 +38,10 @@ class RunningNode:
 @asynccontextmanager
 async def serve_node(node: Node) -> AsyncIterator[RunningNode]:
     """Run ``node`` behind uvicorn on 127.0.0.1 and a free port until the block ends."""
-    config = uvicorn.Config(
-        create_app(node),
-        host="127.0.0.1",
-        port=0,
-        ws=make_protocol_class(node),
-        lifespan="off",
-        log_level="warning",
+    settings = node.config.model_copy(
+        update={"server": node.config.server.model_copy(update={"host": "127.0.0.1", "port": 0})}
     )
+    config = uvicorn_config(node, settings, lifespan="off", log_level="warning")
     server = uvicorn.Server(config)
     async with node:
         task = asyncio.create_task(server.serve())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import queue
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 
 __all__ = ["TIMEOUT", "ServerProcess", "timeout"]
 
-_READY = re.compile(r"serving ws://127\.0\.0\.1:(\d+)/connection/websocket")
+_READY = re.compile(r"serving wss?://127\.0\.0\.1:(\d+)/connection/websocket")
 
 
 def timeout(seconds: float) -> float:
@@ -36,10 +37,13 @@ class ServerProcess:
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
         args: Sequence[str] = (),
+        fd_limit: int | None = None,
     ) -> None:
         self.config_path = config_path
         self.cwd = cwd
         self.args = list(args)
+        self.fd_limit = fd_limit
+        """The server's RLIMIT_NOFILE (open files, sockets included), if set."""
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.lines: list[str] = []
         self.port = 0
@@ -70,11 +74,17 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
             text=True,
             env=self.env,
+            preexec_fn=self._limit_fds if self.fd_limit is not None else None,
         )
         self._reader = threading.Thread(target=self._pump, daemon=True)
         self._reader.start()
         self.port = int(self.wait_for(_READY).group(1))
         return self
+
+    def _limit_fds(self) -> None:
+        assert self.fd_limit is not None
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.fd_limit, hard))
 
     def wait_for(self, pattern: re.Pattern[str] | str, wait: float = TIMEOUT) -> re.Match[str]:
         """Wait until the server logs a line matching ``pattern``; return the match."""

@@ -368,6 +368,11 @@ class Node(ServerAPI):
         """Nodes in the cluster's registry, this one included."""
         return self.cluster.num_nodes
 
+    @property
+    def num_connections(self) -> int:
+        """Connections on this node: connected clients and those not yet connected."""
+        return self.hub.num_clients + len(self._connecting)
+
     # Transport side.
 
     def attach(self, transport: Transport, codec: Codec) -> Client:

@@ -8,29 +8,40 @@ outgoing frames straight to the socket: no ASGI messages and no task per message
 
 Rules:
 
-1. Only the connection path is served here; any other path gets 404.
-2. Origins are checked before the upgrade (403, see :mod:`wirehub.transports.origin`;
-   a repeated ``Origin`` is refused too, a repeated ``Host`` gets 400).
-   A ``Sec-WebSocket-Version`` other than 13 gets 426 naming version 13 (RFC 6455
-   §4.2.2); websockets alone would answer 400.
-3. Incoming messages are bounded by ``websocket.message_size_limit`` (1009, counted
+1. Only the connection path is served here; any other path gets 404. The request head
+   was bounded and timed before it got here (:mod:`wirehub.transports.http`).
+2. Before the upgrade, in this order: a repeated ``Host`` gets 400; the node's
+   connection limits (:mod:`wirehub.transports.admission`) 503 with ``Retry-After``;
+   the origin check (:mod:`wirehub.transports.origin`, against the address the
+   connection arrived on) 403, a repeated ``Origin`` too. A
+   ``Sec-WebSocket-Version`` other than 13 gets 426 naming version 13 (RFC 6455
+   §4.2.2); websockets alone would answer 400. Refusals are logged at most every few
+   seconds, with the client's text cut and escaped (:mod:`wirehub.transports.logtext`).
+3. After the handshake the connection keeps only the headers of
+   ``client.transport_headers`` (:mod:`wirehub.transports.headers`), and the client's
+   address (``server.forwarded_allow_ips``: from ``X-Forwarded-For`` when the peer is
+   a trusted proxy).
+4. Until the connect command succeeded, incoming messages are bounded by
+   ``websocket.pre_connect_message_size_limit`` (1009): it also bounds what an
+   unauthenticated client can make the server inflate or keep as a pending fragmented
+   message. Then by ``websocket.message_size_limit`` (1009, counted
    across fragments) and by :data:`MAX_FRAGMENTS` fragments (1009); text must be UTF-8
    (1007, checked fragment by fragment so the first bad byte fails; binary frames are
    the codec's to judge); protocol violations get 1002. All of these come from websockets except the fragment count
    and UTF-8, checked here. Nothing is read after a failure.
-4. The codec is chosen at the handshake (``centrifugo-protocol.md`` §1.4): Protobuf
+5. The codec is chosen at the handshake (``centrifugo-protocol.md`` §1.4): Protobuf
    when the client offers the ``centrifuge-protobuf`` subprotocol or asks for
    ``cf_protocol=protobuf`` (or ``format=protobuf``) in the query, JSON otherwise. An
    offered subprotocol we know is echoed, ``centrifuge-json`` first when both are.
-5. Outgoing data frames are built here: one unmasked frame per flush, text for JSON,
+6. Outgoing data frames are built here: one unmasked frame per flush, text for JSON,
    binary for Protobuf. Control frames (close, pong) go through websockets so its state
    stays right. So do data frames when permessage-deflate was negotiated
    (``websocket.compression``): websockets compresses them.
-6. With permessage-deflate, ``message_size_limit`` bounds the *decompressed* size:
+7. With permessage-deflate, the size limit in force bounds the *decompressed* size:
    websockets inflates at most what is left under the limit and closes with 1009 as
    soon as there is more (B6), so a deflate bomb never expands in memory. A compressed
    (RSV1) frame on a connection that negotiated no extension is a 1002 (B7).
-7. After a close frame is sent, the peer has :data:`CLOSE_TIMEOUT` seconds to answer
+8. After a close frame is sent, the peer has :data:`CLOSE_TIMEOUT` seconds to answer
    before the socket is dropped.
 """
 
@@ -44,22 +55,29 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 from urllib.parse import parse_qsl
 
-from websockets.exceptions import InvalidHeaderValue
+from websockets.exceptions import InvalidHeaderValue, PayloadTooBig
 from websockets.extensions.base import ServerExtensionFactory
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
-from websockets.protocol import State
+from websockets.protocol import Protocol, State
 from websockets.server import ServerProtocol
-from websockets.typing import Subprotocol
+from websockets.typing import BytesLike, Subprotocol
 
+from wirehub.core.client import ClientState
 from wirehub.core.events import TransportInfo
 from wirehub.errors import DISCONNECT_SHUTDOWN, Disconnect
 from wirehub.protocol.json_codec import JSON_CODEC
 from wirehub.protocol.protobuf_codec import PROTOBUF_CODEC
+from wirehub.transports.admission import Admission
+from wirehub.transports.forwarded import TrustedProxies
+from wirehub.transports.headers import keep_headers
+from wirehub.transports.logtext import LogThrottle, shown
 from wirehub.transports.origin import OriginCheck
 
 if TYPE_CHECKING:
+    from websockets.http11 import Response
+
     from wirehub.config import WebSocketConfig
     from wirehub.core.client import Client
     from wirehub.core.node import Node
@@ -93,18 +111,33 @@ _FIN_BINARY = 0x82
 
 # websockets logs every open and close at INFO; `wirehub serve` sets this to WARNING.
 _websockets_logger = logging.getLogger("wirehub.websocket.protocol")
+# Lines any client can cause at will: at most one per interval.
+_refused_log = LogThrottle(logger)
+_no_origin_log = LogThrottle(logger, interval=60.0)
+_too_big_log = LogThrottle(logger)
 
 
-def make_protocol_class(node: Node, *, path: str = ENDPOINT) -> type[WebSocketProtocol]:
-    """A protocol class for ``uvicorn.Config(ws=...)`` that serves ``node`` at ``path``."""
+def make_protocol_class(
+    node: Node, *, path: str = ENDPOINT, admission: Admission | None = None
+) -> type[WebSocketProtocol]:
+    """A protocol class for ``uvicorn.Config(ws=...)`` that serves ``node`` at ``path``.
+
+    ``admission``: the node's connection limits, when other transports share them
+    (:func:`wirehub.asgi.create_app` exposes its own as ``app.admission``); by default
+    this class keeps its own.
+    """
+    client = node.config.client
     return type(
         "BoundWebSocketProtocol",
         (WebSocketProtocol,),
         {
             "node": node,
             "path": path,
-            "origins": OriginCheck(node.config.client.allowed_origins),
+            "origins": OriginCheck(client.allowed_origins, allow_missing=client.allow_no_origin),
             "extensions": _extensions(node.config.websocket),
+            "admission": admission or Admission.for_node(node),
+            "kept_headers": frozenset(client.transport_headers),
+            "proxies": TrustedProxies(node.config.server.forwarded_allow_ips),
             "__slots__": (),
         },
     )
@@ -175,6 +208,9 @@ class WebSocketProtocol(asyncio.Protocol):
     node: ClassVar[Node]
     path: ClassVar[str]
     origins: ClassVar[OriginCheck]
+    admission: ClassVar[Admission]
+    kept_headers: ClassVar[frozenset[str]] = frozenset()
+    proxies: ClassVar[TrustedProxies] = TrustedProxies(())
     extensions: ClassVar[Sequence[ServerExtensionFactory]] = ()
     _last_framed: ClassVar[tuple[bytes, int, bytes]] = (b"", 0, b"")
 
@@ -185,8 +221,10 @@ class WebSocketProtocol(asyncio.Protocol):
         "_closing",
         "_connections",
         "_first_byte",
+        "_fragment_count",
         "_fragments",
         "_info",
+        "_pre_connect",
         "_through_websockets",
         "_transport",
         "_utf8",
@@ -198,15 +236,19 @@ class WebSocketProtocol(asyncio.Protocol):
         self._ws = ServerProtocol(
             extensions=self.extensions,
             select_subprotocol=_select_subprotocol,
-            max_size=self.node.config.websocket.message_size_limit,
+            max_size=self.node.config.websocket.pre_connect_message_size_limit,
             logger=_websockets_logger,
         )
+        self._pre_connect = True  # the smaller size limit is in force
         self._transport: asyncio.Transport | None = None
         self._client: Client | None = None
         self._info = TransportInfo(name="websocket", protocol="json")
         self._first_byte = _FIN_TEXT
         self._through_websockets = False  # an extension (deflate) must see every frame
-        self._fragments: list[bytes] = []
+        # A fragmented message: its bytes so far in one buffer (a list of fragments
+        # would cost an object each, and empty fragments are free to send).
+        self._fragments = bytearray()
+        self._fragment_count = 0
         self._utf8: codecs.IncrementalDecoder | None = None
         self._closing = False
         self._close_timer: asyncio.TimerHandle | None = None
@@ -219,6 +261,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self._connections.add(self)
 
     def data_received(self, data: bytes) -> None:
+        if self._pre_connect and self._client is not None:
+            self._leave_pre_connect()
         self._ws.receive_data(data)
         for event in self._ws.events_received():
             if isinstance(event, Request):
@@ -226,8 +270,27 @@ class WebSocketProtocol(asyncio.Protocol):
             elif isinstance(event, Frame):
                 self._on_frame(event)
         if self._ws.state is not State.OPEN and self._client is not None:
-            self._client.transport_closed()
+            self._closed_by_websockets()
         self._send_pending()
+
+    def _leave_pre_connect(self) -> None:
+        """Once connected, the normal message size limit applies."""
+        assert self._client is not None
+        if self._client.state is ClientState.CONNECTED:
+            self._pre_connect = False
+            self._ws.max_message_size = self.node.config.websocket.message_size_limit
+
+    def _closed_by_websockets(self) -> None:
+        assert self._client is not None
+        if self._pre_connect and isinstance(self._ws.parser_exc, PayloadTooBig):
+            _too_big_log.log(
+                logging.INFO,
+                "closed a connection from %s with 1009: a message before connect larger"
+                " than websocket.pre_connect_message_size_limit (%d bytes)",
+                self._info.remote,
+                self._ws.max_message_size,
+            )
+        self._client.transport_closed()
 
     def eof_received(self) -> bool | None:
         self._ws.receive_eof()
@@ -314,16 +377,14 @@ class WebSocketProtocol(asyncio.Protocol):
             response = self._ws.reject(404, "Not Found\n")
         elif len(hosts) > 1:
             response = self._ws.reject(400, "More than one Host header\n")
-        elif len(origins) > 1 or not self.origins.allows(
-            origins[0] if origins else None, hosts[0] if hosts else None
-        ):
-            logger.info("refused a WebSocket from origin %r", ", ".join(origins))
+        elif (refusal := self.admission.check()) is not None:
+            response = self._ws.reject(refusal.status, f"{refusal.text}\n")
+            for name, value in refusal.headers:
+                response.headers[name] = value
+        elif not self._origin_allowed(origins):
             response = self._ws.reject(403, "Origin not allowed\n")
         else:
-            response = self._ws.accept(request)
-            if _bad_version(self._ws.handshake_exc):
-                response = self._ws.reject(426, "Unsupported WebSocket version\n")
-                response.headers["Sec-WebSocket-Version"] = "13"
+            response = self._accept(request)
         self._ws.send_response(response)
         if response.status_code != 101:
             return
@@ -333,12 +394,51 @@ class WebSocketProtocol(asyncio.Protocol):
         self._info = TransportInfo(
             name="websocket",
             protocol=codec.name,
-            remote=_peer(self._transport),
-            # The request's own case-insensitive headers: websockets keeps the request
-            # alive anyway, so a copy would only double the memory of an idle client.
-            headers=headers,
+            remote=self._remote(headers.get_all("X-Forwarded-For")),
+            headers=keep_headers(headers.raw_items(), self.kept_headers),
         )
         self._client = self.node.attach(self, codec)
+        _restart_frame_parser(self._ws)
+
+    def _accept(self, request: Request) -> Response:
+        response = self._ws.accept(request)
+        if _bad_version(self._ws.handshake_exc):
+            response = self._ws.reject(426, "Unsupported WebSocket version\n")
+            response.headers["Sec-WebSocket-Version"] = "13"
+        return response
+
+    def _origin_allowed(self, origins: list[str]) -> bool:
+        transport = self._transport
+        origin = origins[0] if len(origins) == 1 else None
+        if len(origins) <= 1 and transport is not None:
+            local = _address(transport.get_extra_info("sockname"))
+            tls = transport.get_extra_info("sslcontext") is not None
+            if self.origins.allows(origin, local, tls=tls):
+                if origin is None:
+                    _no_origin_log.log(
+                        logging.INFO,
+                        "allowed a WebSocket without Origin from %s (client.allow_no_origin)",
+                        self._remote(()),
+                    )
+                return True
+        _refused_log.log(
+            logging.INFO,
+            "refused a WebSocket from %s: origin %s",
+            self._remote(()),
+            shown(", ".join(origins)) if origins else "missing",
+        )
+        return False
+
+    def _remote(self, forwarded_for: Sequence[str]) -> str:
+        """The client's address as ``host:port`` (port 0 when a proxy named it)."""
+        peer = _address(self._transport.get_extra_info("peername")) if self._transport else None
+        if peer is None:
+            return ""
+        if forwarded_for and self.proxies:
+            host = self.proxies.client_host(peer[0], ", ".join(forwarded_for))
+            if host != peer[0]:
+                return f"{host}:0"
+        return f"{peer[0]}:{peer[1]}"
 
     # Frames.
 
@@ -350,18 +450,20 @@ class WebSocketProtocol(asyncio.Protocol):
             if frame.fin:
                 self._on_message(bytes(frame.data), text=opcode is Opcode.TEXT)
                 return
-            self._fragments = []
+            self._fragments, self._fragment_count = bytearray(), 0
             self._utf8 = _Utf8Decoder() if opcode is Opcode.TEXT else None
         elif opcode is not Opcode.CONT:
             return
-        fragment = bytes(frame.data)
-        self._fragments.append(fragment)
-        if len(self._fragments) > MAX_FRAGMENTS:
+        fragment = frame.data
+        self._fragments += fragment
+        self._fragment_count += 1
+        if self._fragment_count > MAX_FRAGMENTS:
             self._fail(1009, "too many fragments")
         elif self._utf8 is not None and not _utf8_ok(self._utf8, fragment, final=frame.fin):
             self._fail(1007, "invalid UTF-8")
         elif frame.fin:
-            data, self._fragments = b"".join(self._fragments), []
+            data = bytes(self._fragments)
+            self._fragments, self._fragment_count = bytearray(), 0
             self._on_message(data, text=False)  # text already checked fragment by fragment
 
     def _on_message(self, data: bytes, *, text: bool) -> None:
@@ -376,7 +478,7 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def _fail(self, code: int, reason: str) -> None:
         self._closing = True
-        self._fragments, self._utf8 = [], None
+        self._fragments, self._fragment_count, self._utf8 = bytearray(), 0, None
         self._ws.fail(code, reason)
         if self._client is not None:
             self._client.transport_closed()
@@ -393,10 +495,26 @@ class WebSocketProtocol(asyncio.Protocol):
                 transport.close()
 
 
+def _restart_frame_parser(ws: ServerProtocol) -> None:
+    """Give ``ws`` a fresh frame parser, without the request.
+
+    websockets' ``ServerProtocol.parse`` parses the request, then parses frames within
+    the same generator: its frame keeps the whole request (every header) alive for the
+    connection's life. Right after the handshake that generator has consumed exactly
+    the request (uvicorn hands it over alone) and waits for more: an equivalent frame
+    parser, :meth:`Protocol.parse`, takes its place. If bytes were already waiting (not
+    through uvicorn), the original stays: correct, only larger.
+    """
+    if ws.reader.buffer:
+        return
+    ws.parser = Protocol.parse(ws)
+    next(ws.parser)
+
+
 _Utf8Decoder = codecs.getincrementaldecoder("utf-8")
 
 
-def _utf8_ok(decoder: codecs.IncrementalDecoder, data: bytes, *, final: bool) -> bool:
+def _utf8_ok(decoder: codecs.IncrementalDecoder, data: BytesLike, *, final: bool) -> bool:
     """Feed one fragment; False at the first byte that can't be UTF-8."""
     try:
         decoder.decode(data, final)
@@ -409,8 +527,8 @@ def _bad_version(exc: Exception | None) -> bool:
     return isinstance(exc, InvalidHeaderValue) and exc.name == "Sec-WebSocket-Version"
 
 
-def _peer(transport: asyncio.BaseTransport | None) -> str:
-    if transport is None:
-        return ""
-    peer = transport.get_extra_info("peername")
-    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else ""
+def _address(info: object) -> tuple[str, int] | None:
+    """``(host, port)`` of a socket address from ``get_extra_info``, if it is one."""
+    if isinstance(info, tuple | list) and len(info) >= 2:
+        return str(info[0]), int(info[1])
+    return None
