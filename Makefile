@@ -10,7 +10,7 @@ INSTALLED := $(VENV)/.installed-serve
 TEST_INSTALLED := $(VENV)/.installed-test
 EXAMPLES_INSTALLED := $(VENV)/.installed-examples
 # The apps under examples/, each with its own package.json (`make example NAME=chat`).
-EXAMPLES := chat dashboard game editor
+EXAMPLES := chat dashboard game editor notifications
 EXAMPLE_PORT ?= 8010
 # bench/ is in: tests/test_bench_smoke.py runs the harness in a few seconds; the examples
 # are: tests/examples/ drives each one in Chromium.

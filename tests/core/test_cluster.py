@@ -96,13 +96,29 @@ async def eventually(condition: Callable[[], bool], wait: float = WAIT) -> None:
 # Across nodes.
 
 
-async def test_nodes_learn_of_each_other_and_info_lists_both() -> None:
+async def test_nodes_learn_of_each_other_and_info_lists_both(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each node's figures as of its last heartbeat (made frequent here)."""
+    monkeypatch.setattr(cluster_module, "HEARTBEAT", 0.01)
     async with two_nodes() as (_, first, second):
         await connect(second, "user:1")
+        await connect(first, "user:2")
+        assert [n.num_clients for n in await first.info()] == [1, 0]  # its own: current
+        await eventually(lambda: first.cluster.nodes()[1].num_clients == 1)  # a heartbeat
         nodes = await first.info()
         assert [n.uid for n in nodes] == [first.id, second.id]
-        assert [n.num_clients for n in nodes] == [0, 1]
         assert nodes[0].version == first.version
+
+
+async def test_info_answers_at_once_while_a_dead_node_is_registered() -> None:
+    """A node that died without a word stays listed until pruned: ``info`` reads the
+    registry and never waits for it (a survey would, then fail)."""
+    async with two_nodes() as (bus, first, second):
+        first.cluster.survey_timeout = 3600
+        bus.muted.add(second.id)
+        async with asyncio.timeout(WAIT):
+            assert [n.uid for n in await first.info()] == [first.id, second.id]
 
 
 async def test_disconnect_reaches_the_users_connections_on_the_other_node() -> None:

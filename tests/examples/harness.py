@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Browser, ConsoleMessage, Page
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page
 from websockets.sync.client import ClientConnection, connect
 
 from tests.support.server import TIMEOUT
@@ -46,11 +46,15 @@ CHROMIUM_ARGS = [
 ]
 WAIT_MS = TIMEOUT * 1000
 _RUNNING = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
+# How an app that starts processes of its own names them in its log (e.g. the
+# notifications app's `wirehub serve`): they must end with it.
+_CHILD = re.compile(r"started (.+?) \(pid (\d+)\)")
 
 
 class AppProcess:
     """``python examples/NAME/app.py --port 0`` (the README's command on a free port);
-    ``url`` is where it serves once started; stop() ends it by its PID."""
+    ``url`` is where it serves once started; stop() ends it by its PID. The processes
+    the app starts itself, if any, are in :attr:`children`."""
 
     def __init__(self, name: str, *, env: dict[str, str] | None = None) -> None:
         self.name = name
@@ -92,6 +96,24 @@ class AppProcess:
     def log(self) -> str:
         return "".join(self.lines)
 
+    @property
+    def children(self) -> dict[int, str]:
+        """What the app says it started, ``started <what> (pid N)``, by process id."""
+        return {int(m.group(2)): m.group(1) for m in _CHILD.finditer(self.log)}
+
+    def orphans(self) -> dict[int, str]:
+        """:attr:`children` still running once the app is stopped: each is killed (by its
+        PID) and returned, for the caller to fail on."""
+        left = {}
+        for pid, what in self.children.items():
+            try:
+                os.kill(pid, 0)  # checked a few ms after the app ended: not a reused PID
+            except ProcessLookupError:
+                continue
+            os.kill(pid, signal.SIGKILL)
+            left[pid] = what
+        return left
+
     def stop(self) -> int:
         proc, self._proc = self._proc, None
         if proc is None:
@@ -128,6 +150,7 @@ def running(name: str, *, env: dict[str, str] | None = None) -> Iterator[AppProc
         assert status in (0, -signal.SIGTERM), f"examples/{name} exited with {status}:\n{app.log}"
         assert "Application shutdown complete" in app.log, app.log
         assert "Traceback" not in app.log, app.log
+        assert app.orphans() == {}, f"examples/{name} left processes running:\n{app.log}"
 
 
 @dataclass
@@ -136,8 +159,11 @@ class PageErrors:
 
     errors: list[str] = field(default_factory=list)
 
-    def open(self, browser: Browser, url: str) -> Page:
-        page = browser.new_context().new_page()
+    def open(self, where: Browser | BrowserContext, url: str) -> Page:
+        """A page at ``url``: in a browser context of its own, or in ``where`` when it is
+        a context (its storage shared with the context's other pages, closed or not)."""
+        context = where.new_context() if isinstance(where, Browser) else where
+        page = context.new_page()
         page.set_default_timeout(WAIT_MS)
 
         def on_console(message: ConsoleMessage) -> None:
@@ -169,8 +195,9 @@ class Session:
 
 
 @contextmanager
-def session(app: AppProcess) -> Iterator[Session]:
-    """A :class:`Session` with the app's wirehub, closed on exit."""
-    url = app.url.replace("http://", "ws://", 1) + "/rt/connection/websocket"
+def session(app: AppProcess, url: str = "") -> Iterator[Session]:
+    """A :class:`Session` with the app's wirehub (mounted at ``/rt``, or at ``url``),
+    closed on exit."""
+    url = url or app.url.replace("http://", "ws://", 1) + "/rt/connection/websocket"
     with connect(url, open_timeout=TIMEOUT, close_timeout=TIMEOUT) as ws:
         yield Session(ws)

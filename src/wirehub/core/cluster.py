@@ -257,8 +257,6 @@ class Cluster:
             if op == "channels":
                 pattern = msgspec.json.decode(data, type=_ChannelsRequest).pattern if data else ""
                 return self._response(0, _OK, self._channels(pattern))
-            if op == "info":
-                return self._response(0, _OK, control.encode(self.local_info()))
         except (ValueError, msgspec.DecodeError) as exc:
             return self._response(0, _INVALID, msgspec.json.encode(str(exc)))
         except Exception:
