@@ -163,7 +163,7 @@ def test_decode_skips_blank_lines(frame: bytes) -> None:
 def test_decode_ignores_unknown_fields() -> None:
     """Newer SDKs send fields this server does not know (forward compatibility)."""
     (command,) = JSON_CODEC.decode_commands(
-        b'{"id":1,"subscribe":{"channel":"a","tf":{"op":"and"},"delta":"fossil"},"x":1}'
+        b'{"id":1,"subscribe":{"channel":"a","cursor":"c1","limit":10,"delta":"fossil"},"x":1}'
     )
     assert command.subscribe == SubscribeRequest(channel="a", delta="fossil")
 
