@@ -166,19 +166,19 @@ class Hub:
         join_leave: bool = False,
         tags_filter: TagsFilter | None = None,
         delta: bool = False,
-        holding: bool = False,
+        held: bytes | None = None,
     ) -> None:
         """Subscribe ``client``; with a ``position``, deliveries are checked against it.
 
         With a ``tags_filter`` or ``delta``, it is a variant subscriber
-        (:mod:`wirehub.core.variants`); ``holding``: a delta subscriber was sent the
-        payload at ``position`` (its subscribe reply ended with it).
+        (:mod:`wirehub.core.variants`); ``held``: the payload at ``position`` that a
+        delta subscriber was sent (its subscribe reply ended with it).
         """
         if tags_filter is not None or delta:
             variants = self._variants.get(channel)
             if variants is None:
                 variants = self._variants[channel] = ChannelVariants()
-            variants.add(client, position, tags_filter=tags_filter, holding=holding)
+            variants.add(client, position, tags_filter=tags_filter, held=held)
         elif position is None:
             self._plain.setdefault(channel, set()).add(client)
         else:

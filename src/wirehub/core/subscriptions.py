@@ -170,7 +170,7 @@ async def _join(
     if client.closed:
         return None
     if not context.positioned:
-        _commit(node, client, channel, context, None, holding=False)
+        _commit(node, client, channel, context, None, held=None)
         return Subscribed(_result(request, context, grant, node), [])
     recovery, top = await _read_position(node, client, request, context)
     if client.closed:
@@ -184,9 +184,12 @@ async def _join(
         )
     if recovering and not recovery.recovered and request.flag & _REJECT_UNRECOVERED:
         raise ClientError(ErrorCode.UNRECOVERABLE_POSITION, "unrecoverable position")
-    recovery = _variant(node, client, channel, context, _for_client(client, channel, recovery))
-    holding = bool(recovery.publications)
-    _commit(node, client, channel, context, recovery.position, holding=holding)
+    recovery = _for_client(client, channel, recovery)
+    # A delta subscriber holds the last payload it is sent now: the next one's base.
+    last = recovery.publications[-1] if context.delta and recovery.publications else None
+    recovery = _variant(node, client, channel, context, recovery)
+    held = None if last is None else bytes(last.data)
+    _commit(node, client, channel, context, recovery.position, held=held)
     result = _result(request, context, grant, node, top=top, recovery=recovery)
     return Subscribed(result, [] if recovery.recovered else recovery.publications)
 
@@ -315,7 +318,7 @@ def _commit(
     context: ChannelContext,
     position: StreamPosition | None,
     *,
-    holding: bool,
+    held: bytes | None,
 ) -> None:
     client.channels[channel] = context
     node.hub.add_subscriber(
@@ -325,7 +328,7 @@ def _commit(
         join_leave=context.push_join_leave,
         tags_filter=context.tags_filter,
         delta=context.delta,
-        holding=holding,
+        held=held,
     )
     if node.metrics is not None:
         node.metrics.subscription_added(client.metric_labels)

@@ -20,6 +20,9 @@ Rules (``centrifugo-server-side.md`` §9.1, §9.2):
    E)``: it was sent that one (live, or last in its subscribe reply). Anything else gets
    the full payload, which it holds from then on: the first publication after subscribe,
    or after a gap, is full. Publications without an offset (no history) are always full.
+   The last payload of a subscribe reply also seeds the base when this node has none as
+   recent (every base is a true pair of payload and position, so a delta is never made
+   against the wrong one).
 4. Every publication a delta subscriber gets, full or delta, carries its data as the
    codec's :meth:`~wirehub.protocol.codec.Codec.delta_data` (JSON: a string).
 5. Positioned variant subscribers are checked like the hub's own (duplicates skipped, a
@@ -153,13 +156,17 @@ class DeltaGroup:
     def __len__(self) -> int:
         return len(self.plain) + len(self.positioned)
 
-    def add(self, client: Client, position: StreamPosition | None, *, holding: bool) -> None:
+    def add(self, client: Client, position: StreamPosition | None, held: bytes | None) -> None:
         if position is None:
             self.plain[client] = None
-        else:
-            self.positioned[client] = position
-            if holding:
-                self.holding.add(client)
+            return
+        self.positioned[client] = position
+        if held is None:
+            return
+        self.holding.add(client)
+        base = self.base_position
+        if base is None or base.epoch != position.epoch or base.offset < position.offset:
+            self.base, self.base_position = held, position
 
     def discard(self, client: Client) -> None:
         self.plain.pop(client, None)
@@ -255,13 +262,13 @@ class ChannelVariants:
         position: StreamPosition | None,
         *,
         tags_filter: TagsFilter | None,
-        holding: bool,
+        held: bytes | None,
     ) -> None:
         self.discard(client)
         if tags_filter is None:
             if self.delta is None:
                 self.delta = DeltaGroup()
-            self.delta.add(client, position, holding=holding)
+            self.delta.add(client, position, held)
             self.group_of[client] = self.delta
             return
         group = self.filters.get(tags_filter.key)
