@@ -350,3 +350,18 @@ async def test_recoveries_share_deltas(monkeypatch: pytest.MonkeyPatch) -> None:
                 receiver.take(pub)
             assert receiver.values == versions[1:]
         assert len(made) == 4  # publications 3 to 6 against their predecessors
+
+
+async def test_a_broker_gap_makes_delta_subscribers_recover() -> None:
+    """Variant subscribers are positioned subscribers too: a broker gap (2500) and the
+    position check reach them."""
+    node = make_node()
+    async with node:
+        client, transport = await connect(node)
+        await subscribe(client, transport, "d:doc", delta="fossil")
+        assert list(node.hub.positions("d:doc")) == [client]
+        assert node.hub.positioned_channels() == ["d:doc"]
+        node.handle_gap(["d:doc"])
+        push = await transport.next_message()
+        assert push["push"]["unsubscribe"]["code"] == 2500
+        assert not node.hub.has_subscribers("d:doc")

@@ -63,15 +63,10 @@ class Outcome:
         self.bytes = 0
         """Bytes queued, summed over subscribers."""
         self.size = 0
-        """The largest message queued for any one subscriber."""
+        """The largest message made for delta subscribers (filtered ones get the hub's
+        own encoding, whose size the hub knows)."""
         self.dropped = 0
         """Deliveries a tags filter held back."""
-
-    def add(self, data: bytes) -> None:
-        self.delivered += 1
-        self.bytes += len(data)
-        if len(data) > self.size:
-            self.size = len(data)
 
 
 def _step(
@@ -119,23 +114,28 @@ class FilterGroup:
         outcome: Outcome,
     ) -> None:
         matched = self.filter.match(publication.tags)
-        for client, last in tuple(self.positioned.items()):
+        sent = size = 0
+        positioned = self.positioned
+        for client, last in tuple(positioned.items()):
             if _step(channel, client, last, position):
-                self.positioned[client] = position
+                positioned[client] = position
                 if matched:
-                    outcome.add(_enqueue(client, encode(client.codec)))
+                    data = encode(client.codec)
+                    client.enqueue(data)
+                    sent += 1
+                    size += len(data)
                 else:
                     outcome.dropped += 1
-        if not matched:
+        if matched:
+            for client in tuple(self.plain):
+                data = encode(client.codec)
+                client.enqueue(data)
+                sent += 1
+                size += len(data)
+        else:
             outcome.dropped += len(self.plain)
-            return
-        for client in tuple(self.plain):
-            outcome.add(_enqueue(client, encode(client.codec)))
-
-
-def _enqueue(client: Client, data: bytes) -> bytes:
-    client.enqueue(data)
-    return data
+        outcome.delivered += sent
+        outcome.bytes += size
 
 
 class DeltaGroup:
@@ -191,18 +191,40 @@ class DeltaGroup:
             delta = _delta(cache, channel, position, self.base, payload)
         self.base, self.base_position = (payload, position) if offset else (None, None)
         encoder = _DeltaEncoder(publication, payload, delta, channel)
-        holding = self.holding
-        for client, last in tuple(self.positioned.items()):
-            if not _step(channel, client, last, position):
+        # The loops are the hot path of delta channels: kept inline, one codec look-up
+        # per subscriber, counted once at the end.
+        sent = size = 0
+        positioned, holding = self.positioned, self.holding
+        epoch = position.epoch
+        for client, last in tuple(positioned.items()):
+            if last.epoch == epoch and offset <= last.offset:
+                continue  # already delivered, by recovery
+            if last.epoch != epoch or offset != last.offset + 1:
+                client.insufficient_state(channel)
                 continue
-            self.positioned[client] = position
-            use_delta = delta is not None and client in holding
-            holding.add(client)
-            outcome.add(_enqueue(client, encoder.get(client.codec, use_delta)))
-        for client, held in tuple(self.plain.items()):
-            use_delta = delta is not None and held == previous
-            self.plain[client] = position if offset else None
-            outcome.add(_enqueue(client, encoder.get(client.codec, use_delta)))
+            positioned[client] = position
+            if delta is not None and client in holding:
+                data = encoder.delta(client.codec)
+            else:
+                holding.add(client)
+                data = encoder.full(client.codec)
+            client.enqueue(data)
+            sent += 1
+            size += len(data)
+        plain = self.plain
+        held_now = position if offset else None
+        for client, held in tuple(plain.items()):
+            plain[client] = held_now
+            if delta is not None and held == previous:
+                data = encoder.delta(client.codec)
+            else:
+                data = encoder.full(client.codec)
+            client.enqueue(data)
+            sent += 1
+            size += len(data)
+        outcome.delivered += sent
+        outcome.bytes += size
+        outcome.size = max(outcome.size, encoder.largest)
 
 
 def _delta(
@@ -218,7 +240,7 @@ def _delta(
 class _DeltaEncoder:
     """Encodes a publication for delta subscribers, at most once per codec and form."""
 
-    __slots__ = ("_cache", "_channel", "_delta", "_payload", "_publication")
+    __slots__ = ("_channel", "_delta", "_deltas", "_fulls", "_payload", "_publication")
 
     def __init__(
         self, publication: Publication, payload: bytes, delta: bytes | None, channel: str
@@ -227,20 +249,30 @@ class _DeltaEncoder:
         self._payload = payload
         self._delta = delta
         self._channel = channel
-        self._cache: dict[tuple[str, bool], bytes] = {}
+        self._fulls: dict[Codec, bytes] = {}
+        self._deltas: dict[Codec, bytes] = {}
 
-    def get(self, codec: Codec, use_delta: bool) -> bytes:
-        key = (codec.name, use_delta)
-        data = self._cache.get(key)
+    def full(self, codec: Codec) -> bytes:
+        data = self._fulls.get(codec)
         if data is None:
-            raw = self._delta if use_delta and self._delta is not None else self._payload
-            pub = msgspec.structs.replace(
-                self._publication, data=codec.delta_data(raw), delta=use_delta
-            )
-            data = self._cache[key] = codec.encode_reply(
-                Reply(push=Push(channel=self._channel, pub=pub))
-            )
+            data = self._fulls[codec] = self._encode(codec, self._payload, False)
         return data
+
+    def delta(self, codec: Codec) -> bytes:
+        """Only when there is a delta."""
+        data = self._deltas.get(codec)
+        if data is None:
+            assert self._delta is not None
+            data = self._deltas[codec] = self._encode(codec, self._delta, True)
+        return data
+
+    @property
+    def largest(self) -> int:
+        return max(map(len, (*self._fulls.values(), *self._deltas.values())), default=0)
+
+    def _encode(self, codec: Codec, raw: bytes, is_delta: bool) -> bytes:
+        pub = msgspec.structs.replace(self._publication, data=codec.delta_data(raw), delta=is_delta)
+        return codec.encode_reply(Reply(push=Push(channel=self._channel, pub=pub)))
 
 
 class ChannelVariants:
