@@ -134,8 +134,8 @@ class NamespaceOptions(_Section):
 
     allowed_delta_types: list[Literal["fossil"]] = Field(
         default_factory=list,
-        description="delta types subscribers may ask for: ['fossil'] lets positioned "
-        "subscribers receive publications as fossil deltas against the previous one",
+        description="delta types subscribers may ask for: ['fossil'] lets subscribers of channels "
+        "with history receive publications as fossil deltas against the previous one",
     )
     delta_publish: bool = Field(
         False,
