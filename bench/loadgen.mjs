@@ -7,7 +7,11 @@
 // (latency: publications/s), duration (rpc: seconds), group_size (channels), payload
 // (bytes of padding), timeout (s, bound on the measured phase), concurrency (connects in
 // flight), channel, urls (optional: subscribers spread round-robin over these, e.g. two
-// nodes sharing Redis; the publisher uses url) }.
+// nodes sharing Redis; the publisher uses url), subscribe (centrifugo: extra fields of
+// the subscribe request, e.g. {"delta": "fossil"}), document (centrifugo fanout: each
+// publication is the next version of a ~2 KB dashboard state, one field changed) }.
+// The result has bytes_received: WebSocket message bytes the subscribers received while
+// the scenario ran (centrifugo fanout and latency).
 //
 // Protocol with the orchestrator: it writes "READY {json}" on stdout once every client is
 // connected and subscribed, waits for "GO" on stdin, runs the scenario and writes
@@ -77,6 +81,20 @@ const GROUPS = Math.ceil(C / GROUP_SIZE);
 const NS = opts.channel.slice(0, opts.channel.indexOf(':') + 1); // "chat:"
 const PADDING = 'x'.repeat(opts.payload);
 const payload = (i) => `{"i":${i},"t":${performance.now()},"p":"${PADDING}"}`;
+
+// DELTA bench (bench/delta.py): versions of one dashboard state, one value changed each.
+const DASHBOARD = {
+  title: 'Operations dashboard',
+  updated_by: 'bench',
+  widgets: Object.fromEntries(Array.from({ length: 22 }, (_, k) => [`w${k}`, {
+    label: `Requests per second, service ${k}`, unit: 'req/s', value: 1000 + k, status: 'ok',
+  }])),
+};
+const documentVersion = (i) => {
+  DASHBOARD.widgets[`w${i % 22}`].value = (i * 7919) % 100000;
+  return JSON.stringify(DASHBOARD);
+};
+const publication = opts.document ? documentVersion : payload;
 const WS_OPTIONS = { perMessageDeflate: false, maxPayload: 16 * 1024 * 1024 };
 const URLS = opts.urls ?? [opts.url];
 let opened = 0;
@@ -86,6 +104,7 @@ const out = (tag, obj) => process.stdout.write(`${tag} ${JSON.stringify(obj)}\n`
 
 // ---- delivery accounting ---------------------------------------------------------------
 let delivered = 0;
+let bytesReceived = 0;
 let clientsDone = 0;
 let tFirstSend = 0;
 let tLastDelivery = 0;
@@ -141,6 +160,7 @@ function subscriber(index, ready, fail) {
   } else if (opts.proto === 'centrifugo') {
     ws.on('open', () => ws.send('{"connect":{},"id":1}'));
     ws.on('message', (data) => {
+      if (tFirstSend) bytesReceived += data.length;
       const text = data.toString();
       const parts = text.indexOf('\n') === -1 ? [text] : text.split('\n');
       for (const part of parts) {
@@ -158,7 +178,8 @@ function subscriber(index, ready, fail) {
           const reply = JSON.parse(part);
           if (reply.error) done(new Error(`centrifugo error ${JSON.stringify(reply.error)}`));
           else if (reply.id === 1) {
-            ws.send(JSON.stringify({ subscribe: { channel: opts.channel }, id: 2 }));
+            const request = { channel: opts.channel, ...(opts.subscribe ?? {}) };
+            ws.send(JSON.stringify({ subscribe: request, id: 2 }));
           } else if (reply.id === 2) done();
         }
       }
@@ -370,7 +391,7 @@ async function publisher() {
     });
     const channel = JSON.stringify(opts.channel);
     return {
-      send: (i) => ws.send(`{"publish":{"channel":${channel},"data":${payload(i)}},"id":${i + 2}}`),
+      send: (i) => ws.send(`{"publish":{"channel":${channel},"data":${publication(i)}},"id":${i + 2}}`),
       sendTo: (i, g) => ws.send(`{"publish":{"channel":"${NS}g${g}","data":${payload(i)}},"id":${i + 2}}`),
       close: () => ws.close(),
     };
@@ -591,6 +612,7 @@ async function main() {
     expected: C * N, delivered, complete, lost_connections: lostConnections,
     elapsed_s: elapsed, deliveries_per_s: delivered / elapsed, connect_s: connectSeconds,
     loadgen_cpu_s: (cpu.user + cpu.system) / 1e6, loadgen_wall_s: wall,
+    bytes_received: bytesReceived,
   };
   if (CHANNELS) {
     result.groups = GROUPS;

@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import resource
 import shlex
 import shutil
@@ -646,6 +647,52 @@ def versions() -> str:
     return ", ".join(parts)
 
 
+KEPT = "<!-- kept by run.py -->"
+"""The line right under a ``## `` heading of the report that makes run.py carry the
+section over when it rewrites the file: sections written by hand or by other scripts
+(bench/delta.py)."""
+
+
+def _sections(text: str) -> list[str]:
+    """``text`` cut before each ``## `` heading: the header, then one part per section."""
+    return re.split(r"(?m)^(?=## )", text)
+
+
+def _kept(section: str) -> bool:
+    lines = section.split("\n", 2)
+    return section.startswith("## ") and len(lines) > 1 and lines[1].strip() == KEPT
+
+
+def with_kept_sections(text: str, previous: Path) -> str:
+    """``text`` with the kept sections of the report at ``previous`` (if any) inserted
+    after its header, in their order."""
+    try:
+        old = previous.read_text(encoding="utf-8")
+    except OSError:
+        return text
+    kept = [part.rstrip("\n") + "\n\n" for part in _sections(old) if _kept(part)]
+    if not kept:
+        return text
+    header, *rest = _sections(text)
+    return "".join([header, *kept, *rest])
+
+
+def replace_section(path: Path, section: str) -> None:
+    """Write ``section`` (a kept ``## `` section) into the report at ``path``, in place of
+    the one with the same heading, else after the last kept section (or the header)."""
+    heading = section.split("\n", 1)[0]
+    parts = _sections(path.read_text(encoding="utf-8"))
+    body = section.rstrip("\n") + "\n\n"
+    for index, part in enumerate(parts):
+        if part.split("\n", 1)[0] == heading:
+            parts[index] = body
+            break
+    else:  # after the last kept section, or the header
+        kept = [index for index, part in enumerate(parts) if _kept(part)]
+        parts.insert(kept[-1] + 1 if kept else 1, body)
+    path.write_text("".join(parts).rstrip("\n") + "\n", encoding="utf-8")
+
+
 def report(
     results: list[CaseResults], args: argparse.Namespace, started: dt.datetime, charts: list[Path]
 ) -> str:
@@ -980,7 +1027,7 @@ def main(argv: list[str] | None = None) -> int:
             + "\n"
         )
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text, encoding="utf-8")
+    args.output.write_text(with_kept_sections(text, args.output), encoding="utf-8")
     print()
     for res in results:
         print(res.case.title)

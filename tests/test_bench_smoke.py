@@ -1,7 +1,7 @@
 """The bench harness keeps working: `bench/run.py --smoke` runs every scenario (FANOUT,
 LATENCY, RPC, MANY CHANNELS, and FAIRNESS, which only the Centrifugo protocol can run)
 for wirehub standalone and Node ws with a handful of clients for one round and reports
-numbers for both.
+numbers for both; `bench/delta.py --smoke` runs the DELTA comparison.
 
 Asserts that it runs, delivers every publication and reports figures; never a timing
 threshold (see bench/README.md).
@@ -60,3 +60,33 @@ def test_bench_smoke_reports_numbers_for_wirehub_and_node_ws(tmp_path: Path) -> 
             assert NUMBER.fullmatch(cells[1]), row
             assert cells[-1] == "1/1", f"incomplete: {row}"
         assert label in proc.stdout
+
+
+def test_delta_bench_smoke_shows_fewer_bytes_with_delta(tmp_path: Path) -> None:
+    """`bench/delta.py --smoke`: both cases complete; a delta subscriber receives fewer
+    bytes per delivery (a count of bytes, not a timing)."""
+    if not (BENCH / "node_modules" / "ws").is_dir():
+        pytest.fail("bench/node_modules is missing: run `npm ci --prefix bench`")
+    report_path = tmp_path / "DELTA.md"
+    proc = subprocess.run(
+        [
+            *(sys.executable, str(BENCH / "delta.py"), "--smoke"),
+            *("--output", str(report_path), "--results-dir", str(tmp_path)),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout(90),
+        check=False,
+    )
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    report = report_path.read_text(encoding="utf-8")
+    assert report.startswith("## DELTA")
+    rows = {}
+    for line in report.splitlines():
+        if line.startswith(("| full payloads |", '| delta: "fossil" |')):
+            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+            assert cells[-1] == "1/1", f"incomplete: {line}"
+            rows[cells[0]] = float(cells[1].replace(",", ""))
+    assert rows["full payloads"] > 2000
+    assert rows['delta: "fossil"'] < rows["full payloads"] / 3

@@ -132,6 +132,20 @@ class NamespaceOptions(_Section):
         ),
     )
 
+    allowed_delta_types: list[Literal["fossil"]] = Field(
+        default_factory=list,
+        description="delta types subscribers may ask for: ['fossil'] lets subscribers of channels "
+        "with history receive publications as fossil deltas against the previous one",
+    )
+    delta_publish: bool = Field(
+        False,
+        description="every publish allows deltas (else only those that ask, e.g. the "
+        "API's 'delta': true)",
+    )
+    allow_tags_filter: bool = Field(
+        False, description="subscribers may pass a tags filter: only matching publications"
+    )
+
     @property
     def history_enabled(self) -> bool:
         return self.history_size > 0 and self.history_ttl > 0

@@ -231,6 +231,19 @@ async def test_history_returns_publications_as_stored(harness: Harness) -> None:
     assert stored == Publication(data=Raw(b'{"x":1}'), info=info, offset=1, tags={"k": "v"})
 
 
+async def test_the_delta_flag_travels_live_but_is_not_stored(harness: Harness) -> None:
+    """The publisher's "deltas allowed" reaches the nodes' hubs; history never has it."""
+    broker, recorder = harness.broker, harness.recorder
+    await broker.subscribe("a")
+    for options in (KEEP, NONE):
+        await broker.publish("a", Publication(data=Raw(b"1"), delta=True), options)
+    await broker.publish("a", Publication(data=Raw(b"2")), KEEP)
+    await recorder.wait_for(lambda: len(recorder.publications) == 3)
+    assert [p.delta for _, p, _ in recorder.publications] == [True, True, False]
+    page = await broker.history("a", HistoryOptions(limit=-1))
+    assert [(p.offset, p.delta) for p in page.publications] == [(1, False), (2, False)]
+
+
 # Join and leave.
 
 

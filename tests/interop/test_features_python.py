@@ -179,6 +179,8 @@ def _publication(pub: Publication) -> dict[str, Any]:
         "data": _decode(pub.data),
         "offset": pub.offset,
         "user": None if info is None else info.user,
+        "tags": pub.tags,
+        "delta": pub.delta,
     }
 
 

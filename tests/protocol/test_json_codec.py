@@ -23,6 +23,7 @@ from wirehub.protocol.types import (
     ConnectRequest,
     ConnectResult,
     Error,
+    FilterNode,
     HistoryRequest,
     Join,
     Leave,
@@ -160,10 +161,52 @@ def test_decode_skips_blank_lines(frame: bytes) -> None:
     assert [c.id for c in JSON_CODEC.decode_commands(frame)] == [1, 2]
 
 
+def test_decode_a_tags_filter() -> None:
+    """centrifuge-js's ``tagsFilter`` and centrifuge-python's ``tags_filter`` travel
+    as ``tf``."""
+    (command,) = JSON_CODEC.decode_commands(
+        b'{"subscribe":{"channel":"t:1","tf":{"op":"and","nodes":['
+        b'{"key":"ticker","cmp":"eq","val":"AAPL"},'
+        b'{"op":"not","nodes":[{"key":"src","cmp":"in","vals":["a","b"]}]}]}},"id":2}'
+    )
+    assert command.subscribe is not None
+    assert command.subscribe.tf == FilterNode(
+        op="and",
+        nodes=[
+            FilterNode(key="ticker", cmp="eq", val="AAPL"),
+            FilterNode(op="not", nodes=[FilterNode(key="src", cmp="in", vals=["a", "b"])]),
+        ],
+    )
+
+
+def test_a_filter_nested_beyond_the_stack_is_a_protocol_error() -> None:
+    depth = 20_000
+    tf = b'{"op":"not","nodes":[' * depth + b'{"cmp":"ex"}' + b"]}" * depth
+    with pytest.raises(ProtocolError):
+        JSON_CODEC.decode_commands(b'{"subscribe":{"channel":"t:1","tf":' + tf + b'},"id":2}')
+
+
+def test_delta_data_is_a_json_string_of_the_text() -> None:
+    """On a delta subscription every payload, full or delta, is a string (§2.7)."""
+    payload = '{"a":"é\\"}'.encode()
+    data = JSON_CODEC.delta_data(payload)
+    reply = Reply(push=Push(channel="c", pub=Publication(data=data, offset=3, delta=True)))
+    message = json.loads(JSON_CODEC.encode_reply(reply))
+    assert message == {
+        "push": {"channel": "c", "pub": {"data": payload.decode(), "offset": 3, "delta": True}}
+    }
+    assert json.loads(
+        JSON_CODEC.encode_reply(Reply(id=2, subscribe=SubscribeResult(delta=True)))
+    ) == {
+        "id": 2,
+        "subscribe": {"delta": True},
+    }
+
+
 def test_decode_ignores_unknown_fields() -> None:
     """Newer SDKs send fields this server does not know (forward compatibility)."""
     (command,) = JSON_CODEC.decode_commands(
-        b'{"id":1,"subscribe":{"channel":"a","tf":{"op":"and"},"delta":"fossil"},"x":1}'
+        b'{"id":1,"subscribe":{"channel":"a","cursor":"c1","limit":10,"delta":"fossil"},"x":1}'
     )
     assert command.subscribe == SubscribeRequest(channel="a", delta="fossil")
 
@@ -383,6 +426,20 @@ json_values = st.recursive(
 payloads = json_values.map(lambda value: Raw(msgspec.json.encode(value)))
 optional_payloads = st.just(EMPTY_RAW) | payloads
 
+filter_nodes = st.recursive(
+    st.builds(
+        FilterNode,
+        key=texts,
+        cmp=st.sampled_from(["eq", "in", "ex", "gt"]),
+        val=texts,
+        vals=st.none() | st.lists(texts, max_size=3),
+    ),
+    lambda children: st.builds(
+        FilterNode, op=st.sampled_from(["and", "or", "not"]), nodes=st.lists(children, max_size=3)
+    ),
+    max_leaves=6,
+)
+
 subscribe_requests = st.builds(
     SubscribeRequest,
     channel=texts,
@@ -395,6 +452,7 @@ subscribe_requests = st.builds(
     recoverable=st.booleans(),
     join_leave=st.booleans(),
     delta=texts,
+    tf=st.none() | filter_nodes,
     flag=int64,
     type=int32,
 )
@@ -448,6 +506,7 @@ publications = st.builds(
     info=maybe(client_infos),
     offset=uint64,
     tags=maybe(small_dicts),
+    delta=st.booleans(),
 )
 subscribe_results = st.builds(
     SubscribeResult,
@@ -461,6 +520,7 @@ subscribe_results = st.builds(
     positioned=st.booleans(),
     data=optional_payloads,
     was_recovering=st.booleans(),
+    delta=st.booleans(),
 )
 replies = st.builds(
     Reply,

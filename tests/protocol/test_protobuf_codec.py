@@ -10,12 +10,13 @@ from google.protobuf.internal.encoder import _VarintBytes
 from hypothesis import given, strategies as st
 
 from wirehub.protocol.errors import ProtocolError
-from wirehub.protocol.protobuf_codec import PROTOBUF_CODEC as codec
+from wirehub.protocol.protobuf_codec import MAX_DEPTH, PROTOBUF_CODEC as codec
 from wirehub.protocol.types import (
     ClientInfo,
     Command,
     ConnectResult,
     Error,
+    FilterNode,
     Publication,
     PublishResult,
     Push,
@@ -159,3 +160,55 @@ def test_round_trip_through_the_oracle(
     assert (command.subscribe.channel, command.subscribe.offset) == (channel, offset)
     assert bytes(command.subscribe.data) == data
     assert command.subscribe.flag == -1
+
+
+def test_decodes_a_tags_filter() -> None:
+    tf = pb.FilterNode(
+        op="or",
+        nodes=[
+            pb.FilterNode(key="ticker", cmp="eq", val="AAPL"),
+            pb.FilterNode(key="src", cmp="nin", vals=["a", "b", ""]),
+        ],
+    )
+    message = pb.Command(id=2, subscribe=pb.SubscribeRequest(channel="t:1", tf=tf))
+    (command,) = codec.decode_commands(frame(message))
+    assert command.subscribe is not None
+    assert command.subscribe.tf == FilterNode(
+        op="or",
+        nodes=[
+            FilterNode(key="ticker", cmp="eq", val="AAPL"),
+            FilterNode(key="src", cmp="nin", vals=["a", "b", ""]),
+        ],
+    )
+
+
+def _nested(depth: int) -> bytes:
+    """A subscribe command whose tags filter nests ``depth`` FilterNode.nodes levels."""
+    body = b""
+    for _ in range(depth):
+        body = b"\x32" + _VarintBytes(len(body)) + body  # FilterNode.nodes
+    subscribe = b"\x0a\x01c\x6a" + _VarintBytes(len(body)) + body  # channel "c", tf
+    command = b"\x08\x02\x2a" + _VarintBytes(len(subscribe)) + subscribe  # id 2, subscribe
+    return _VarintBytes(len(command)) + command
+
+
+def test_messages_nested_too_deeply_are_a_protocol_error() -> None:
+    """Command > SubscribeRequest > FilterNode > ...: past MAX_DEPTH levels of messages,
+    refused before the decoder's recursion could exhaust the stack."""
+    (command,) = codec.decode_commands(_nested(MAX_DEPTH - 2))
+    assert command.subscribe is not None
+    assert command.subscribe.tf is not None
+    for depth in (MAX_DEPTH - 1, 5000):
+        with pytest.raises(ProtocolError):
+            codec.decode_commands(_nested(depth))
+
+
+def test_delta_fields_are_what_the_oracle_reads() -> None:
+    pub = Publication(data=codec.delta_data(b"3\n\xff\x00"), offset=2, delta=True)
+    replies = [
+        Reply(id=2, subscribe=SubscribeResult(positioned=True, delta=True)),
+        Reply(push=Push(channel="c", pub=pub)),
+    ]
+    parsed = parse_replies(codec.join([codec.encode_reply(reply) for reply in replies]))
+    assert parsed[0].subscribe.delta
+    assert (parsed[1].push.pub.data, parsed[1].push.pub.delta) == (b"3\n\xff\x00", True)

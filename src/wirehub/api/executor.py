@@ -218,6 +218,7 @@ async def _publish(node: Node, request: t.PublishRequest) -> t.PublishResult:
             tags=request.tags,
             idempotency_key=request.idempotency_key,
             skip_history=request.skip_history,
+            delta=request.delta,
         )
     except ValueError as exc:
         raise _bad(f"bad request: {exc}") from None
@@ -237,6 +238,7 @@ async def _broadcast(node: Node, request: t.BroadcastRequest) -> t.BroadcastResu
                 tags=request.tags,
                 idempotency_key=request.idempotency_key,
                 skip_history=request.skip_history,
+                delta=request.delta,
             )
             if named
             else []

@@ -73,7 +73,7 @@ class PublishRequest(_Request, frozen=True):
     tags: dict[str, str] | None = None
     idempotency_key: str = ""
     delta: bool = False
-    """Accepted and ignored: wirehub has no delta compression yet."""
+    """Delta subscribers may get this publication as a fossil delta."""
 
 
 class BroadcastRequest(_Request, frozen=True):

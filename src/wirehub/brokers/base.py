@@ -21,6 +21,8 @@ them all):
   ``handle_gap``, and the core makes positioned subscribers of those channels recover.
 - ``publish`` with an ``idempotency_key`` publishes at most once per key and channel
   within ``idempotent_result_ttl``: a repeat returns the first publish's position.
+- A publication's ``delta`` flag (its publisher allows deltas) reaches every node with
+  it; history never returns it (stored publications read ``delta=False``).
 
 Streams (``centrifugo-protocol.md`` §5.1). A channel's stream is its publications plus
 its **metadata**, the position ``{offset, epoch}``:

@@ -168,7 +168,13 @@ class MemoryBroker:
             stream = self._touch(channel, now, options.history_meta_ttl)
             stream.offset += 1
             publication = msgspec.structs.replace(publication, offset=stream.offset)
-            self._append(channel, stream, publication, now + options.history_ttl, options)
+            # Its ``delta`` flag (the publisher allows deltas) is for live delivery only.
+            stored = (
+                msgspec.structs.replace(publication, delta=False)
+                if publication.delta
+                else publication
+            )
+            self._append(channel, stream, stored, now + options.history_ttl, options)
             position = StreamPosition(offset=stream.offset, epoch=stream.epoch)
         if self._handler is not None:
             self._handler.handle_publication(channel, publication, position)

@@ -5,14 +5,19 @@ use, then appended to each subscriber's queue by a plain synchronous call; no
 coroutine, task or await per subscriber. Queues are written once per tick by the
 :class:`~wirehub.core.flusher.TickFlusher`.
 
-A channel's subscribers live in one of three places, so that plain subscribers pay
+A channel's subscribers live in one of four places, so that plain subscribers pay
 nothing for the others' bookkeeping:
 
 - plain subscribers: a set, delivered to unconditionally;
 - positioned subscribers: their last delivered position, checked per publication
   (a duplicate is skipped, a gap reported through ``Client.insufficient_state``);
+- variant subscribers, with a tags filter or deltas (:mod:`wirehub.core.variants`);
 - subscribers being recovered: a buffer collecting live publications while their
   history is read, handed back by :meth:`Hub.finish_recovering`.
+
+A publication whose ``delta`` flag is set comes from a publisher that allows deltas:
+the flag is cleared before anything is encoded or buffered (on the wire it means "data
+is a delta").
 
 When the broker may have lost publications of a channel on their way here
 (:meth:`Hub.insufficient_state`), its positioned subscribers are told at once, and
@@ -24,11 +29,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
+from wirehub.core.variants import ChannelVariants
 from wirehub.protocol.types import ClientInfo, Join, Leave, Publication, Push, Reply, StreamPosition
 
 if TYPE_CHECKING:
     from wirehub.core.client import Client
+    from wirehub.core.delta import DeltaCache
     from wirehub.core.metrics import CounterChild, HubCounters
+    from wirehub.core.tags_filter import TagsFilter
     from wirehub.protocol.codec import Codec
 
 __all__ = ["Hub"]
@@ -75,9 +85,12 @@ class Hub:
         self._positioned: dict[str, dict[Client, StreamPosition]] = {}
         self._recovering: dict[str, dict[Client, Buffered | None]] = {}
         """None: publications may have been lost while this client was recovering."""
+        self._variants: dict[str, ChannelVariants] = {}
         self._join_leave: dict[str, set[Client]] = {}
         self.metrics: HubCounters | None = None
         """Counters of deliveries, added to once per fan-out (None: not counted)."""
+        self.delta_cache: DeltaCache | None = None
+        """Deltas computed for live fan-out, shared with recoveries (None: not kept)."""
 
     # Connections.
 
@@ -124,19 +137,25 @@ class Hub:
 
     @property
     def num_channels(self) -> int:
-        return len({*self._plain, *self._positioned, *self._recovering})
+        return len(self.channels())
 
     def num_subscribers(self, channel: str) -> int:
         return (
             len(self._plain.get(channel, ()))
             + len(self._positioned.get(channel, ()))
             + len(self._recovering.get(channel, ()))
+            + len(self._variants.get(channel, ()))
         )
 
     # Subscriptions.
 
     def has_subscribers(self, channel: str) -> bool:
-        return channel in self._plain or channel in self._positioned or channel in self._recovering
+        return (
+            channel in self._plain
+            or channel in self._positioned
+            or channel in self._recovering
+            or channel in self._variants
+        )
 
     def add_subscriber(
         self,
@@ -145,9 +164,22 @@ class Hub:
         *,
         position: StreamPosition | None = None,
         join_leave: bool = False,
+        tags_filter: TagsFilter | None = None,
+        delta: bool = False,
+        held: bytes | None = None,
     ) -> None:
-        """Subscribe ``client``; with a ``position``, deliveries are checked against it."""
-        if position is None:
+        """Subscribe ``client``; with a ``position``, deliveries are checked against it.
+
+        With a ``tags_filter`` or ``delta``, it is a variant subscriber
+        (:mod:`wirehub.core.variants`); ``held``: the payload at ``position`` that a
+        delta subscriber was sent (its subscribe reply ended with it).
+        """
+        if tags_filter is not None or delta:
+            variants = self._variants.get(channel)
+            if variants is None:
+                variants = self._variants[channel] = ChannelVariants()
+            variants.add(client, position, tags_filter=tags_filter, held=held)
+        elif position is None:
             self._plain.setdefault(channel, set()).add(client)
         else:
             self._positioned.setdefault(channel, {})[client] = position
@@ -160,6 +192,9 @@ class Hub:
         _discard(self._positioned, channel, client)
         _discard(self._recovering, channel, client)
         _discard(self._join_leave, channel, client)
+        variants = self._variants.get(channel)
+        if variants is not None and variants.discard(client) and not variants:
+            del self._variants[channel]
         return not self.has_subscribers(channel)
 
     def start_recovering(self, channel: str, client: Client) -> None:
@@ -175,16 +210,21 @@ class Hub:
         return buffered
 
     def channels(self) -> list[str]:
-        return list({*self._plain, *self._positioned, *self._recovering})
+        return list({*self._plain, *self._positioned, *self._recovering, *self._variants})
 
     def positioned_channels(self) -> list[str]:
         """The channels with positioned subscribers here."""
-        return list(self._positioned)
+        variants = (ch for ch, v in self._variants.items() if next(v.positions(), None))
+        return list({*self._positioned, *variants})
 
     def positions(self, channel: str) -> dict[Client, StreamPosition]:
         """A snapshot: each positioned subscriber of ``channel``, with the position of
         the last publication delivered to it."""
-        return dict(self._positioned.get(channel, ()))
+        positions = dict(self._positioned.get(channel, ()))
+        variants = self._variants.get(channel)
+        if variants is not None:
+            positions.update(variants.positions())
+        return positions
 
     # Fan-out.
 
@@ -196,6 +236,9 @@ class Hub:
         Returns the size of its largest encoding (what any subscriber's queue grew by)
         and how many subscribers it was queued for.
         """
+        allow_delta = publication.delta
+        if allow_delta:
+            publication = msgspec.structs.replace(publication, delta=False)
         encoder = _Encoder(Reply(push=Push(channel=channel, pub=publication)))
         metrics = self.metrics
         reached = 0
@@ -213,23 +256,42 @@ class Hub:
             reached += len(delivered)
             if metrics is not None:
                 _count(metrics.publication, metrics.publication_size, delivered, encoder)
+        size = 0
+        variants = self._variants.get(channel)
+        if variants is not None:
+            outcome = variants.broadcast(
+                channel,
+                publication,
+                position,
+                allow_delta=allow_delta,
+                encode=encoder.get,
+                cache=self.delta_cache,
+            )
+            reached += outcome.delivered
+            size = outcome.size
+            if metrics is not None:
+                metrics.publication.value += outcome.delivered
+                metrics.publication_size.value += outcome.bytes
+                metrics.tags_filter_dropped.value += outcome.dropped
         recovering = self._recovering.get(channel)
         if recovering:
             for buffer in recovering.values():
                 if buffer is not None:
                     buffer.append((publication, position))
-        return encoder.size, reached
+        return max(encoder.size, size), reached
 
     def insufficient_state(self, channels: Iterable[str]) -> int:
         """Publications of ``channels`` may have been lost on their way here: every
         positioned subscriber must recover. Return how many were told."""
         told = 0
         for channel in channels:
-            positioned = self._positioned.get(channel)
-            if positioned:
-                for client in tuple(positioned):
-                    client.insufficient_state(channel)
-                    told += 1
+            clients = list(self._positioned.get(channel, ()))
+            variants = self._variants.get(channel)
+            if variants is not None:
+                clients.extend(client for client, _ in variants.positions())
+            for client in clients:
+                client.insufficient_state(channel)
+                told += 1
             recovering = self._recovering.get(channel)
             if recovering:
                 for client in recovering:

@@ -153,9 +153,24 @@ def _escape_label(text: str) -> str:
 class HubCounters:
     """The counters the hub adds to once per fan-out: deliveries and their bytes."""
 
-    __slots__ = ("join", "join_size", "leave", "leave_size", "publication", "publication_size")
+    __slots__ = (
+        "join",
+        "join_size",
+        "leave",
+        "leave_size",
+        "publication",
+        "publication_size",
+        "tags_filter_dropped",
+    )
 
-    def __init__(self, sent: CounterFamily, sent_size: CounterFamily, transport: str) -> None:
+    def __init__(
+        self,
+        sent: CounterFamily,
+        sent_size: CounterFamily,
+        transport: str,
+        dropped: CounterFamily,
+    ) -> None:
+        self.tags_filter_dropped = dropped.labels("")
         self.publication = sent.labels(transport, "push_publication", "")
         self.publication_size = sent_size.labels(transport, "push_publication", "")
         self.join = sent.labels(transport, "push_join", "")
@@ -186,7 +201,9 @@ class NodeMetrics:
         self.leave_received = self.messages_received.labels("leave", "")
         self.control_received = self.messages_received.labels("control", "")
         # Every transport is a WebSocket today (wirehub's own, or the ASGI one).
-        self.hub = HubCounters(self.transport_sent, self.transport_sent_size, "websocket")
+        self.hub = HubCounters(
+            self.transport_sent, self.transport_sent_size, "websocket", self.tags_filter_dropped
+        )
         self._command_durations: dict[str, Histogram] = {}
 
     def _gauges(self, node: Node, registry: CollectorRegistry) -> None:
@@ -312,6 +329,11 @@ class NodeMetrics:
             "centrifugo_transport_outgoing_close_count",
             "Connections closed by the server.",
             ("transport", "code"),
+        )
+        self.tags_filter_dropped = counter(
+            "centrifugo_node_tags_filter_dropped_publications",
+            "Publications a subscriber's tags filter held back.",
+            ("channel_namespace",),
         )
         self.api_errors = counter(
             "centrifugo_api_command_errors_total",

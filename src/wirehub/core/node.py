@@ -33,6 +33,7 @@ from wirehub.config import Config, NamespaceOptions
 from wirehub.core.channels import ChannelRules
 from wirehub.core.client import Client
 from wirehub.core.cluster import Cluster
+from wirehub.core.delta import DeltaCache
 from wirehub.core.events import (
     ConnectEvent,
     ConnectHandler,
@@ -162,6 +163,7 @@ class Node(ServerAPI):
         self.rules = ChannelRules(self.config.channel)
         self.limiter = CommandLimiter(self.config.client.rate_limit.client_command)
         self.hub = Hub()
+        self.hub.delta_cache = DeltaCache()
         engine_controller: Controller | None = None
         if broker is None:
             from wirehub.brokers import create_engine

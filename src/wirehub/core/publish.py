@@ -56,12 +56,14 @@ async def publish(
     tags: dict[str, str] | None = None,
     skip_history: bool = False,
     idempotency_key: str = "",
+    delta: bool = False,
 ) -> StreamPosition:
     """Check ``data`` for ``channel``'s namespace, then publish it.
 
     ``data``: ``bytes``/``msgspec.Raw`` as encoded (JSON, or anything in a binary
-    namespace), or a value to serialise to JSON. Returns the stream position (offset 0
-    without history).
+    namespace), or a value to serialise to JSON. ``delta``: subscribers that negotiated
+    deltas may get this one as a delta (always so where the namespace has
+    ``delta_publish``). Returns the stream position (offset 0 without history).
 
     Raises:
         ClientError: 102 unknown namespace, 107 bad name or payload.
@@ -69,7 +71,7 @@ async def publish(
     options = node.rules.namespace(channel)
     checked = payload(data, options.publication_data_format)
     return await _publish(
-        node, channel, checked, options, info, tags, skip_history, idempotency_key
+        node, channel, checked, options, info, tags, skip_history, idempotency_key, delta
     )
 
 
@@ -85,7 +87,7 @@ async def client_publish(node: Node, client: Client, request: PublishRequest) ->
         if reply is not None and reply.data is not None:
             data = payload(reply.data, data_format)
     info = client.channel_info(channel, client.channels.get(channel))
-    await _publish(node, channel, data, options, info, None, False, "")
+    await _publish(node, channel, data, options, info, None, False, "", False)
 
 
 async def _publish(
@@ -97,8 +99,12 @@ async def _publish(
     tags: dict[str, str] | None,
     skip_history: bool,
     idempotency_key: str,
+    delta: bool,
 ) -> StreamPosition:
-    publication = Publication(data=data, info=info, tags=tags or None)
+    # ``delta`` here means "the publisher allows deltas" (the hub clears it).
+    publication = Publication(
+        data=data, info=info, tags=tags or None, delta=delta or options.delta_publish
+    )
     history = _NO_HISTORY if skip_history else node.publish_options(options)
     if idempotency_key:
         # The broker keeps the key (Redis: in its publish script), so a retry that

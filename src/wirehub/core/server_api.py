@@ -75,6 +75,7 @@ class ServerAPI:
         tags: dict[str, str] | None = None,
         idempotency_key: str = "",
         skip_history: bool = False,
+        delta: bool = False,
     ) -> StreamPosition:
         """Publish ``data`` into ``channel``: any JSON value, or ``bytes`` (or
         ``msgspec.Raw``) of JSON; in a namespace with ``publication_data_format =
@@ -89,6 +90,9 @@ class ServerAPI:
             idempotency_key: a publish into the same channel with the same key within
                 5 minutes is not published again; it returns the first one's position.
             skip_history: don't keep this publication in the channel's history.
+            delta: subscribers that negotiated fossil deltas may receive it as a delta
+                against the previous publication (also on for every publish where the
+                namespace has ``delta_publish``).
 
         Returns the stream position: the publication's offset and the epoch when it was
         kept in history, offset 0 otherwise.
@@ -106,6 +110,7 @@ class ServerAPI:
             tags=tags,
             idempotency_key=idempotency_key,
             skip_history=skip_history,
+            delta=delta,
         )
 
     async def broadcast(
@@ -116,6 +121,7 @@ class ServerAPI:
         tags: dict[str, str] | None = None,
         idempotency_key: str = "",
         skip_history: bool = False,
+        delta: bool = False,
     ) -> list[StreamPosition | ClientError]:
         """Publish the same ``data`` into every channel of ``channels``, concurrently.
 
@@ -142,6 +148,7 @@ class ServerAPI:
                         tags=tags,
                         idempotency_key=idempotency_key,
                         skip_history=skip_history,
+                        delta=delta,
                     )
                 except ClientError as exc:
                     return exc

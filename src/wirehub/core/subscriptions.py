@@ -20,6 +20,12 @@ Rules (``centrifugo-protocol.md`` §5, §7.2, §8.3):
 5. A JSON-protocol client can't subscribe where ``publication_data_format`` is
    ``"binary"``: error 107, or 3506 at connect for a server-side subscription (never a
    disconnect later, when a publication arrives).
+6. A tags filter (``tf``) needs ``allow_tags_filter`` and a valid tree
+   (:mod:`wirehub.core.tags_filter`), else 107; the reply's and the live publications
+   are filtered like every later one. Deltas (``delta``) are negotiated by
+   :func:`wirehub.core.delta.negotiate`; a delta subscriber's reply and live
+   publications go as one chain (:func:`wirehub.core.delta.chain`). Asking for both is
+   107. Server-side subscriptions have neither.
 """
 
 from __future__ import annotations
@@ -35,11 +41,12 @@ from msgspec import Raw
 
 from wirehub.brokers.base import HistoryOptions
 from wirehub.config import NamespaceOptions
-from wirehub.core import expiry
+from wirehub.core import delta as deltas, expiry
 from wirehub.core.events import ServerSubscription, SubscribeEvent
 from wirehub.core.payload import EMPTY, for_json, to_raw
 from wirehub.core.publish import check_protocol
 from wirehub.core.recovery import Recovery, merge_live, recover
+from wirehub.core.tags_filter import TagsFilter, compile_filter
 from wirehub.errors import (
     DISCONNECT_INSUFFICIENT_STATE,
     ERROR_INTERNAL,
@@ -88,6 +95,10 @@ class ChannelContext:
     """The namespace keeps presence: an entry exists while subscribed."""
     join_leave: bool = False
     """The namespace publishes join/leave for this subscriber."""
+    delta: bool = False
+    """Publications go to this subscriber as fossil deltas where they can."""
+    tags_filter: TagsFilter | None = None
+    """Only publications whose tags match are sent to this subscriber."""
     expire_at: float | None = None
     expire_timer: asyncio.TimerHandle | None = None
 
@@ -159,7 +170,7 @@ async def _join(
     if client.closed:
         return None
     if not context.positioned:
-        _commit(node, client, channel, context, None)
+        _commit(node, client, channel, context, None, held=None)
         return Subscribed(_result(request, context, grant, node), [])
     recovery, top = await _read_position(node, client, request, context)
     if client.closed:
@@ -174,7 +185,11 @@ async def _join(
     if recovering and not recovery.recovered and request.flag & _REJECT_UNRECOVERED:
         raise ClientError(ErrorCode.UNRECOVERABLE_POSITION, "unrecoverable position")
     recovery = _for_client(client, channel, recovery)
-    _commit(node, client, channel, context, recovery.position)
+    # A delta subscriber holds the last payload it is sent now: the next one's base.
+    last = recovery.publications[-1] if context.delta and recovery.publications else None
+    recovery = _variant(node, client, channel, context, recovery)
+    held = None if last is None else bytes(last.data)
+    _commit(node, client, channel, context, recovery.position, held=held)
     result = _result(request, context, grant, node, top=top, recovery=recovery)
     return Subscribed(result, [] if recovery.recovered else recovery.publications)
 
@@ -242,6 +257,7 @@ def _context(
     push_join_leave = options.join_leave and (
         options.force_push_join_leave or (request.join_leave and presence_access)
     )
+    tags_filter = None if server_side else _tags_filter(request, options)
     return ChannelContext(
         info=grant.info,
         server_side=server_side,
@@ -250,8 +266,20 @@ def _context(
         push_join_leave=push_join_leave,
         presence=options.presence,
         join_leave=options.join_leave,
+        delta=not server_side and deltas.negotiate(request.delta, options),
+        tags_filter=tags_filter,
         expire_at=grant.expire_at,
     )
+
+
+def _tags_filter(request: SubscribeRequest, options: NamespaceOptions) -> TagsFilter | None:
+    if request.tf is None:
+        return None
+    if not options.allow_tags_filter:
+        raise ClientError(ErrorCode.BAD_REQUEST, "bad request: tags filter not allowed")
+    if request.delta:
+        raise ClientError(ErrorCode.BAD_REQUEST, "bad request: tags filter and delta exclude")
+    return compile_filter(request.tf)
 
 
 async def _read_position(
@@ -289,9 +317,19 @@ def _commit(
     channel: str,
     context: ChannelContext,
     position: StreamPosition | None,
+    *,
+    held: bytes | None,
 ) -> None:
     client.channels[channel] = context
-    node.hub.add_subscriber(channel, client, position=position, join_leave=context.push_join_leave)
+    node.hub.add_subscriber(
+        channel,
+        client,
+        position=position,
+        join_leave=context.push_join_leave,
+        tags_filter=context.tags_filter,
+        delta=context.delta,
+        held=held,
+    )
     if node.metrics is not None:
         node.metrics.subscription_added(client.metric_labels)
     if context.expire_at is not None:
@@ -310,7 +348,11 @@ def _result(
     ttl = _ttl(node, grant.expire_at)
     if top is None or recovery is None:
         return SubscribeResult(
-            expires=ttl is not None, ttl=ttl or 0, data=grant.data, was_recovering=request.recover
+            expires=ttl is not None,
+            ttl=ttl or 0,
+            data=grant.data,
+            was_recovering=request.recover,
+            delta=context.delta,
         )
     recovered = recovery.recovered and request.recover and context.recoverable
     return SubscribeResult(
@@ -324,6 +366,7 @@ def _result(
         positioned=True,
         data=grant.data,
         was_recovering=request.recover,
+        delta=context.delta,
     )
 
 
@@ -346,6 +389,26 @@ def _for_client(client: Client, channel: str, recovery: Recovery) -> Recovery:
     except ValueError:
         logger.error("the history of %r holds a payload JSON clients can't parse", channel)
         return dataclasses.replace(recovery, publications=[], recovered=False)
+
+
+def _variant(
+    node: Node, client: Client, channel: str, context: ChannelContext, recovery: Recovery
+) -> Recovery:
+    """The reply's and the live publications as a variant subscriber gets them: those
+    its tags filter passes, or a delta chain."""
+    publications = recovery.publications
+    if not publications:
+        return recovery
+    tags_filter = context.tags_filter
+    if tags_filter is not None:
+        publications = [p for p in publications if tags_filter.match(p.tags)]
+    elif context.delta:
+        epoch = recovery.position.epoch
+        cache = node.hub.delta_cache
+        publications = deltas.chain(client.codec, channel, epoch, publications, cache)
+    else:
+        return recovery
+    return dataclasses.replace(recovery, publications=publications)
 
 
 def _ttl(node: Node, expire_at: float | None) -> int | None:

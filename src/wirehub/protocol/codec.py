@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from msgspec import Raw
+
 from wirehub.protocol.types import Command, Reply
 
 __all__ = ["Codec", "get_codec"]
@@ -45,6 +47,16 @@ class Codec(Protocol):
 
     def join(self, messages: list[bytes]) -> bytes:
         """Join encoded replies into one frame."""
+        ...
+
+    def delta_data(self, data: bytes) -> Raw:
+        """``Publication.data`` on a subscription that negotiated deltas: ``data`` (a
+        payload or a fossil delta) as this protocol carries it there.
+
+        Raises:
+            UnicodeDecodeError: JSON, and ``data`` is not UTF-8 (never the case for
+                what a JSON client may receive, nor for deltas of it).
+        """
         ...
 
 

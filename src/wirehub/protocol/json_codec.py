@@ -9,6 +9,9 @@ Rules (``centrifugo-protocol.md`` §1.2):
    payload must hold no raw newline, since that is the frame delimiter; in valid JSON
    a newline can only be insignificant whitespace, so it is dropped.
 4. Any line that is not a valid command is a :class:`ProtocolError`.
+5. On a subscription that negotiated deltas, the ``data`` of every publication, full
+   payload or fossil delta, is a JSON *string* holding its text
+   (:meth:`JsonCodec.delta_data`; ``centrifugo-protocol.md`` §2.7).
 """
 
 from __future__ import annotations
@@ -60,6 +63,9 @@ class JsonCodec:
 
     def join(self, messages: list[bytes]) -> bytes:
         return messages[0] if len(messages) == 1 else b"\n".join(messages)
+
+    def delta_data(self, data: bytes) -> msgspec.Raw:
+        return msgspec.Raw(_encode(data.decode()))
 
 
 JSON_CODEC: Final = JsonCodec()

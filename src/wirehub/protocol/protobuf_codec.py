@@ -8,8 +8,10 @@ Rules (``centrifugo-protocol.md`` §1.3):
    The server ping is an empty Reply: the single byte ``0x00``. So is the client pong.
 3. ``bytes`` fields (payloads) carry raw bytes; strings must be UTF-8.
 4. Unknown fields are skipped, as proto3 requires; a truncated varint, a record longer
-   than its frame, a wire type that does not match the field, or invalid UTF-8 is a
-   :class:`ProtocolError`.
+   than its frame, a wire type that does not match the field, invalid UTF-8, or
+   messages nested more than :data:`MAX_DEPTH` deep is a :class:`ProtocolError`.
+5. On a subscription that negotiated deltas, publication data is the bytes as they
+   are (:meth:`ProtobufCodec.delta_data`), full payload or fossil delta.
 
 The codec is schema-driven: the tables below give each message's field numbers, which
 are the wire contract and match ``client.proto``.
@@ -31,6 +33,7 @@ from wirehub.protocol.types import (
     ConnectResult,
     Disconnect,
     Error,
+    FilterNode,
     HistoryRequest,
     HistoryResult,
     Join,
@@ -62,7 +65,7 @@ from wirehub.protocol.types import (
     UnsubscribeResult,
 )
 
-__all__ = ["PROTOBUF_CODEC", "ProtobufCodec"]
+__all__ = ["MAX_DEPTH", "PROTOBUF_CODEC", "ProtobufCodec"]
 
 # Field kinds.
 _UINT = "uint"  # varint: uint32, uint64, int32/int64 (two's complement), bool
@@ -71,6 +74,7 @@ _STR = "str"
 _BYTES = "bytes"  # payloads, as msgspec.Raw
 _MSG = "msg"
 _REPEATED = "repeated"  # repeated message
+_REPEATED_STR = "repeated_str"  # repeated string
 _MAP_MSG = "map_msg"  # map<string, message>
 _MAP_STR = "map_str"  # map<string, string>
 
@@ -89,6 +93,15 @@ _SCHEMA: Final[dict[type[msgspec.Struct], tuple[Field, ...]]] = {
         (5, "info", _MSG, ClientInfo),
         (6, "offset", _UINT, None),
         (7, "tags", _MAP_STR, None),
+        (8, "delta", _BOOL, None),
+    ),
+    FilterNode: (
+        (1, "op", _STR, None),
+        (2, "key", _STR, None),
+        (3, "cmp", _STR, None),
+        (4, "val", _STR, None),
+        (5, "vals", _REPEATED_STR, None),
+        (6, "nodes", _REPEATED, FilterNode),
     ),
     SubscribeRequest: (
         (1, "channel", _STR, None),
@@ -101,6 +114,7 @@ _SCHEMA: Final[dict[type[msgspec.Struct], tuple[Field, ...]]] = {
         (10, "recoverable", _BOOL, None),
         (11, "join_leave", _BOOL, None),
         (12, "delta", _STR, None),
+        (13, "tf", _MSG, FilterNode),
         (14, "flag", _UINT, None),
         (15, "type", _UINT, None),
     ),
@@ -152,6 +166,7 @@ _SCHEMA: Final[dict[type[msgspec.Struct], tuple[Field, ...]]] = {
         (10, "positioned", _BOOL, None),
         (11, "data", _BYTES, None),
         (12, "was_recovering", _BOOL, None),
+        (13, "delta", _BOOL, None),
     ),
     ConnectResult: (
         (1, "client", _STR, None),
@@ -232,10 +247,16 @@ _WIRE_TYPE: Final = {
     _BYTES: 2,
     _MSG: 2,
     _REPEATED: 2,
+    _REPEATED_STR: 2,
     _MAP_MSG: 2,
     _MAP_STR: 2,
 }
 _MASK64 = (1 << 64) - 1
+
+MAX_DEPTH: Final = 100
+"""Deepest nesting of messages a command may have (a tags filter is the only recursive
+message): deeper is a :class:`ProtocolError`, before the decoder's own recursion could
+exhaust the stack."""
 
 
 # Encoding.
@@ -277,6 +298,8 @@ def _encode(message: msgspec.Struct) -> bytes:
                 parts.append(_length_delimited(number, _encode(value)))
         elif kind == _REPEATED:
             parts.extend(_length_delimited(number, _encode(item)) for item in value or ())
+        elif kind == _REPEATED_STR:
+            parts.extend(_length_delimited(number, item.encode()) for item in value or ())
         else:
             parts.extend(_encode_map(number, kind, value or {}))
     return b"".join(parts)
@@ -324,7 +347,9 @@ def _skip(data: bytes, pos: int, end: int, wire_type: int) -> int:
     return pos
 
 
-def _decode(cls: type[msgspec.Struct], data: bytes, pos: int, end: int) -> Any:
+def _decode(cls: type[msgspec.Struct], data: bytes, pos: int, end: int, depth: int = 0) -> Any:
+    if depth > MAX_DEPTH:
+        raise ProtocolError("messages nested too deeply")
     fields = _BY_NUMBER[cls]
     values: dict[str, Any] = {}
     while pos < end:
@@ -345,22 +370,31 @@ def _decode(cls: type[msgspec.Struct], data: bytes, pos: int, end: int) -> Any:
         stop = pos + length
         if stop > end:
             raise ProtocolError(f"{cls.__name__}.{attr} runs past the end of its message")
-        _set_length_delimited(values, attr, kind, sub, data, pos, stop)
+        _set_length_delimited(values, attr, kind, sub, data, pos, stop, depth)
         pos = stop
     return cls(**values)
 
 
 def _set_length_delimited(
-    values: dict[str, Any], attr: str, kind: str, sub: Any, data: bytes, pos: int, stop: int
+    values: dict[str, Any],
+    attr: str,
+    kind: str,
+    sub: Any,
+    data: bytes,
+    pos: int,
+    stop: int,
+    depth: int,
 ) -> None:
     if kind == _STR:
         values[attr] = _text(data[pos:stop])
     elif kind == _BYTES:
         values[attr] = Raw(data[pos:stop]) if stop > pos else EMPTY_RAW
     elif kind == _MSG:
-        values[attr] = _decode(sub, data, pos, stop)
+        values[attr] = _decode(sub, data, pos, stop, depth + 1)
     elif kind == _REPEATED:
-        values.setdefault(attr, []).append(_decode(sub, data, pos, stop))
+        values.setdefault(attr, []).append(_decode(sub, data, pos, stop, depth + 1))
+    elif kind == _REPEATED_STR:
+        values.setdefault(attr, []).append(_text(data[pos:stop]))
     else:
         key, value = _decode_entry(kind, sub, data, pos, stop)
         values.setdefault(attr, {})[key] = value
@@ -434,6 +468,9 @@ class ProtobufCodec:
 
     def join(self, messages: list[bytes]) -> bytes:
         return messages[0] if len(messages) == 1 else b"".join(messages)
+
+    def delta_data(self, data: bytes) -> Raw:
+        return Raw(data) if data else EMPTY_RAW
 
 
 PROTOBUF_CODEC: Final = ProtobufCodec()

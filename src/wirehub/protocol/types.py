@@ -28,6 +28,7 @@ __all__ = [
     "ConnectResult",
     "Disconnect",
     "Error",
+    "FilterNode",
     "HistoryRequest",
     "HistoryResult",
     "Join",
@@ -94,6 +95,22 @@ class Publication(_Message, frozen=True):
     info: ClientInfo | None = None
     offset: Uint64 = 0
     tags: dict[str, str] | None = None
+    delta: bool = False
+    """On the wire: ``data`` is a fossil delta against the subscriber's previous
+    payload. Between a publisher and the hub: the publisher allows deltas (the hub
+    clears it before anything is encoded)."""
+
+
+class FilterNode(_Message, frozen=True):
+    """A publication tags filter: a leaf comparison (``op`` empty: ``key``, ``cmp``,
+    ``val`` or ``vals``) or a logical node (``and``, ``or``, ``not`` over ``nodes``)."""
+
+    op: str = ""
+    key: str = ""
+    cmp: str = ""
+    val: str = ""
+    vals: list[str] | None = None
+    nodes: list[FilterNode] | None = None
 
 
 # Requests (client to server).
@@ -110,6 +127,7 @@ class SubscribeRequest(_Message, frozen=True):
     recoverable: bool = False
     join_leave: bool = False
     delta: str = ""
+    tf: FilterNode | None = None
     flag: Int64 = 0
     type: Int32 = 0
 
@@ -203,6 +221,7 @@ class SubscribeResult(_Message, frozen=True):
     positioned: bool = False
     data: Raw = EMPTY_RAW
     was_recovering: bool = False
+    delta: bool = False
 
 
 class ConnectResult(_Message, frozen=True):

@@ -11,7 +11,8 @@
 // (channels, or {"channel": ..., <subscription options>}, subscribed before connect());
 // connect (default true).
 // Subscription options: token; getTokens (as above, per subscription); joinLeave,
-// recoverable, positioned; minResubscribeDelay, maxResubscribeDelay.
+// recoverable, positioned; minResubscribeDelay, maxResubscribeDelay; delta ("fossil");
+// tagsFilter (a FilterNode object).
 //
 // Payloads: tests speak JSON values. With protobuf they travel as the bytes of their
 // JSON text (the server's payloads are JSON), and received bytes are parsed back; such
@@ -23,7 +24,7 @@
 // server_subscribed, server_publication, server_join, server_leave, server_unsubscribed.
 // Subscription events: sub_state, subscribing, subscribed (with recoverable, positioned,
 // wasRecovering, recovered, hasRecoveredPublications, offset, epoch), unsubscribed,
-// publication (data, offset when the channel has history, info), join, leave
+// publication (data, offset when the channel has history, info, tags), join, leave
 // (info: {user, client}), sub_error, sub_get_token. All of them with "channel".
 //
 // Input: one JSON command per line on stdin, each answered by {"event": "result", "id":
@@ -37,6 +38,7 @@
 //   {"op": "presenceStats", "channel": "c"}   -> "numClients", "numUsers"
 //   {"op": "rpc", "method": "m", "data": <JSON>} -> "data"
 //   {"op": "snapshot"}   -> "state" and "subs" (channel -> state)
+//   {"op": "deltaStats", "channel": "c"}      -> the subscription's deltaStats()
 //   {"op": "disconnect"}
 // End of stdin disconnects and exits.
 
@@ -75,6 +77,7 @@ function info(clientInfo) {
 function publicationFields(ctx) {
   const fields = { ...decoded(ctx.data), info: info(ctx.info) };
   if (ctx.offset !== undefined) fields.offset = Number(ctx.offset);
+  if (ctx.tags !== undefined) fields.tags = ctx.tags;
   return fields;
 }
 
@@ -138,6 +141,7 @@ centrifuge.on('leave', (ctx) => emit('server_leave', { channel: ctx.channel, inf
 
 const SUB_OPTIONS = [
   'token', 'joinLeave', 'recoverable', 'positioned', 'minResubscribeDelay', 'maxResubscribeDelay',
+  'delta', 'tagsFilter',
 ];
 
 function subscribe(channel, subOptions = {}) {
@@ -209,6 +213,11 @@ async function run(command) {
     case 'rpc': {
       const result = await centrifuge.rpc(command.method, encode(command.data ?? {}));
       return decoded(result.data);
+    }
+    case 'deltaStats': {
+      const sub = centrifuge.getSubscription(command.channel);
+      if (sub === null) throw new Error(`no subscription to ${command.channel}`);
+      return sub.deltaStats();
     }
     case 'snapshot': {
       const subs = {};

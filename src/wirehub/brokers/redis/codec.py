@@ -2,9 +2,12 @@
 
 MessagePack arrays (msgspec, schema-checked on decode), never pickle:
 
-- a publication is ``[data, info, tags]``: ``data`` the payload bytes, ``info`` the
-  publisher's client info or nil, ``tags`` a map or nil; its offset is not inside (a
-  history entry's ID is its offset; a PUB/SUB message carries it in its header);
+- a publication is ``[data, info, tags, delta]``: ``data`` the payload bytes, ``info``
+  the publisher's client info or nil, ``tags`` a map or nil, ``delta`` whether its
+  publisher allows deltas (live delivery only: read from history it is dropped; a
+  three-element array, as earlier versions wrote, reads as false); its offset is not
+  inside (a history entry's ID is its offset; a PUB/SUB message carries it in its
+  header);
 - a client info is ``[user, client, conn_info, chan_info]``.
 
 PUB/SUB messages on a channel's ``P.client.ch`` start with one ASCII letter:
@@ -63,6 +66,7 @@ class _Pub(msgspec.Struct, array_like=True, frozen=True):
     data: bytes
     info: _Info | None = None
     tags: dict[str, str] | None = None
+    delta: bool = False
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -90,7 +94,7 @@ def _client_info(info: _Info) -> ClientInfo:
 def encode_publication(publication: Publication) -> bytes:
     """A publication without its offset, as history entries and PUB/SUB bodies hold it."""
     info = None if publication.info is None else _wire_info(publication.info)
-    return _encoder.encode(_Pub(bytes(publication.data), info, publication.tags))
+    return _encoder.encode(_Pub(bytes(publication.data), info, publication.tags, publication.delta))
 
 
 def encode_publication_message(body: bytes) -> bytes:
@@ -110,7 +114,8 @@ def encode_leave(info: ClientInfo) -> bytes:
     return b"L" + encode_info(info)
 
 
-def decode_publication(body: bytes | memoryview, offset: int) -> Publication:
+def decode_publication(body: bytes | memoryview, offset: int, *, live: bool = True) -> Publication:
+    """``live``: keep the publisher's ``delta`` flag (a history entry drops it)."""
     try:
         pub = _pub_decoder.decode(body)
     except (msgspec.DecodeError, ValueError) as exc:
@@ -120,6 +125,7 @@ def decode_publication(body: bytes | memoryview, offset: int) -> Publication:
         info=None if pub.info is None else _client_info(pub.info),
         offset=offset,
         tags=pub.tags,
+        delta=live and pub.delta,
     )
 
 
@@ -186,4 +192,4 @@ def decode_history_entry(entry: object) -> Publication:
         raise MalformedMessage(f"bad entry id {entry_id[:32]!r}")
     if len(fields) != 2 or fields[0] != b"d" or not isinstance(fields[1], bytes):
         raise MalformedMessage(f"entry {entry_id[:32]!r} is not a publication")
-    return decode_publication(fields[1], int(offset_text))
+    return decode_publication(fields[1], int(offset_text), live=False)
