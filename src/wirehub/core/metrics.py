@@ -36,6 +36,7 @@ __all__ = [
     "CounterChild",
     "CounterFamily",
     "HubCounters",
+    "HubMetrics",
     "NodeMetrics",
     "command_method",
     "reply_type",
@@ -164,6 +165,24 @@ class HubCounters:
         self.leave_size = sent_size.labels(transport, "push_leave", "")
 
 
+class HubMetrics:
+    """:class:`HubCounters` by transport, made on first use."""
+
+    __slots__ = ("_by_transport", "_sent", "_sent_size")
+
+    def __init__(self, sent: CounterFamily, sent_size: CounterFamily) -> None:
+        self._sent = sent
+        self._sent_size = sent_size
+        self._by_transport: dict[str, HubCounters] = {}
+
+    def counters(self, transport: str) -> HubCounters:
+        counters = self._by_transport.get(transport)
+        if counters is None:
+            counters = HubCounters(self._sent, self._sent_size, transport)
+            self._by_transport[transport] = counters
+        return counters
+
+
 class NodeMetrics:
     """Every metric of one node, and its registry."""
 
@@ -185,8 +204,7 @@ class NodeMetrics:
         self.join_received = self.messages_received.labels("join", "")
         self.leave_received = self.messages_received.labels("leave", "")
         self.control_received = self.messages_received.labels("control", "")
-        # Every transport is a WebSocket today (wirehub's own, or the ASGI one).
-        self.hub = HubCounters(self.transport_sent, self.transport_sent_size, "websocket")
+        self.hub = HubMetrics(self.transport_sent, self.transport_sent_size)
         self._command_durations: dict[str, Histogram] = {}
 
     def _gauges(self, node: Node, registry: CollectorRegistry) -> None:
