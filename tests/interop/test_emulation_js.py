@@ -76,9 +76,7 @@ def variant(request: pytest.FixtureRequest) -> tuple[str, str]:
     return str(transport), str(encoding)
 
 
-def emulated(
-    base: str, variant: tuple[str, str], *, name: str, **options: Any
-) -> FeaturesJsClient:
+def emulated(base: str, variant: tuple[str, str], *, name: str, **options: Any) -> FeaturesJsClient:
     """A centrifuge-js client on ``base`` (http://host:port) over ``variant`` only."""
     transport, encoding = variant
     return FeaturesJsClient(
@@ -117,51 +115,59 @@ async def test_commands_pushes_and_refresh_over_emulation(variant: tuple[str, st
             getTokens=[connection_token("alice")],
             subscribe=[{"channel": ROOM, "joinLeave": True}],
         ) as alice,
-        emulated(
-            running.http_url, variant, name="bob", token=connection_token("bob"), subscribe=[ROOM]
-        ) as bob,
     ):
         alice_id = await alice.connected()
-        bob_id = await bob.connected()
-        spoken = {(c.transport.info.name, c.transport.info.protocol) for c in node.hub.clients()}
-        assert spoken == {variant}
         await alice.log.wait_for(event("subscribed", channel=ROOM))
-        await bob.log.wait_for(event("subscribed", channel=ROOM))
-        join = await alice.log.wait_for(
-            lambda e: e["event"] == "join" and e["info"]["client"] == bob_id
-        )
-        assert join["info"]["user"] == "bob"
+        async with emulated(
+            running.http_url, variant, name="bob", token=connection_token("bob"), subscribe=[ROOM]
+        ) as bob:
+            bob_id = await bob.connected()
+            await bob.log.wait_for(event("subscribed", channel=ROOM))
+            spoken = {
+                (c.transport.info.name, c.transport.info.protocol) for c in node.hub.clients()
+            }
+            assert spoken == {variant}
+            join = await alice.log.wait_for(
+                lambda e: e["event"] == "join" and e["info"]["client"] == bob_id
+            )
+            assert join["info"]["user"] == "bob"
+            await _exchange(alice, bob, alice_id, bob_id)
 
-        await alice.ok("publish", channel=ROOM, data={"n": 1})
-        await bob.ok("publish", channel=ROOM, data={"n": 2})
-        for js in (alice, bob):
-            await js.log.wait_for(event("publication", channel=ROOM), count=2)
-            got = js.publications(ROOM)
-            assert [(p["data"]["n"], p["info"]["user"]) for p in got] == [(1, "alice"), (2, "bob")]
-        history = await bob.ok("history", channel=ROOM, limit=10)
-        assert [p["data"] for p in history["publications"]] == [{"n": 1}, {"n": 2}]
-        assert history["offset"] == 2
-        presence = await alice.ok("presence", channel=ROOM)
-        assert presence["clients"] == {alice_id: "alice", bob_id: "bob"}
-        stats = await bob.ok("presenceStats", channel=ROOM)
-        assert (stats["numClients"], stats["numUsers"]) == (2, 2)
-        echoed = await alice.ok("rpc", method="echo", data={"x": [1, "two"]})
-        assert echoed["data"] == {"echo": {"x": [1, "two"]}, "user": "alice"}
-        unknown = await alice.command("rpc", method="nope", data={})
-        assert (unknown["ok"], unknown["code"]) == (False, 104)
+            # Past the first token's expiry and grace: refreshed over emulation, still
+            # here (a bounded wait on purpose), and the pings of the interval answered.
+            await alice.log.wait_for(event("get_token"), TOKEN_TTL + 5)
+            await anyio.sleep(max(0.0, first_exp + EXPIRED_CLOSE_DELAY + 0.5 - time.time()))
+            assert not server.matching(event("closed"))
+            for js in (alice, bob):
+                assert (await js.ok("snapshot"))["state"] == "connected"
+                assert len(js.log.matching(event("connected"))) == 1
+                assert not js.log.matching(event("error"))
+                check_emulation(js, transport)
+            await node.publish(ROOM, {"n": 3})
+            await alice.log.wait_for(event("publication", channel=ROOM), count=3)
 
-        # Past the first token's expiry and grace: refreshed over emulation, still here
-        # (a bounded wait on purpose), and the pings of the interval were answered.
-        await alice.log.wait_for(event("get_token"), TOKEN_TTL + 5)
-        await anyio.sleep(max(0.0, first_exp + EXPIRED_CLOSE_DELAY + 0.5 - time.time()))
-        assert not server.matching(event("closed"))
-        for js in (alice, bob):
-            assert (await js.ok("snapshot"))["state"] == "connected"
-            assert len(js.log.matching(event("connected"))) == 1
-            assert not js.log.matching(event("error"))
-            check_emulation(js, transport)
-        await node.publish(ROOM, {"n": 3})
-        await alice.log.wait_for(event("publication", channel=ROOM), count=3)
+
+async def _exchange(
+    alice: FeaturesJsClient, bob: FeaturesJsClient, alice_id: str, bob_id: str
+) -> None:
+    """Publish, history, presence, RPC: every command a POST, every answer on a stream."""
+    await alice.ok("publish", channel=ROOM, data={"n": 1})
+    await bob.ok("publish", channel=ROOM, data={"n": 2})
+    for js in (alice, bob):
+        await js.log.wait_for(event("publication", channel=ROOM), count=2)
+        got = js.publications(ROOM)
+        assert [(p["data"]["n"], p["info"]["user"]) for p in got] == [(1, "alice"), (2, "bob")]
+    history = await bob.ok("history", channel=ROOM, limit=10)
+    assert [p["data"] for p in history["publications"]] == [{"n": 1}, {"n": 2}]
+    assert history["offset"] == 2
+    presence = await alice.ok("presence", channel=ROOM)
+    assert presence["clients"] == {alice_id: "alice", bob_id: "bob"}
+    stats = await bob.ok("presenceStats", channel=ROOM)
+    assert (stats["numClients"], stats["numUsers"]) == (2, 2)
+    echoed = await alice.ok("rpc", method="echo", data={"x": [1, "two"]})
+    assert echoed["data"] == {"echo": {"x": [1, "two"]}, "user": "alice"}
+    unknown = await alice.command("rpc", method="nope", data={})
+    assert (unknown["ok"], unknown["code"]) == (False, 104)
 
 
 async def test_missed_publications_are_recovered_after_the_stream_is_cut(
