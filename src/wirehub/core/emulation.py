@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 import msgspec
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from wirehub.core.node import Node
 
 __all__ = ["MAX_WAITING", "OP", "WAIT_TIMEOUT", "Delivery", "EmulationRouter", "Readable"]
+
+logger = logging.getLogger("wirehub.emulation")
 
 OP: Final = "centrifuge_emulation"
 MAX_WAITING: Final = 16
@@ -79,6 +82,7 @@ class EmulationRouter:
             return await self.deliver_here(session, data)
         if not node.cluster.knows(node_id):
             return Delivery.UNKNOWN_NODE
+        logger.debug("forwarding an emulation request to node %s", node_id)
         try:
             answer = await node.cluster.ask(node_id, OP, _encode(_Forwarded(session, data)))
         except NodeGone:
