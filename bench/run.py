@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import resource
 import shlex
 import shutil
@@ -74,6 +75,8 @@ class Stack:
     argv: tuple[str, ...]  # "{port}" and "{mode}" (PEER_MODES) are replaced
     path: str  # URL path of the WebSocket endpoint
     scenario_argv: tuple[tuple[str, tuple[str, ...]], ...] = ()  # per-scenario argv
+    transport: str = "websocket"  # subscribers' transport (centrifugo: or http_stream, sse)
+    scenarios: tuple[str, ...] = SCENARIOS  # what it can run
 
     def command(self, port: int, scenario: str = "fanout") -> list[str]:
         argv = dict(self.scenario_argv).get(scenario, self.argv)
@@ -123,6 +126,27 @@ STACKS: dict[str, Stack] = {
                     ),
                 ),
             ),
+        ),
+        *(
+            Stack(
+                f"wirehub-{transport.replace('_', '-')}",
+                f"wirehub ({label})",
+                "centrifugo",
+                (
+                    _wirehub_bin(),
+                    "serve",
+                    "--config",
+                    str(BENCH / "wirehub.toml"),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    "{port}",
+                ),
+                "/connection/websocket",  # the publisher's; subscribers use the transport
+                transport=transport,
+                scenarios=("fanout", "latency"),
+            )
+            for transport, label in (("http_stream", "HTTP-streaming"), ("sse", "SSE"))
         ),
         Stack(
             "wirehub-embedded",
@@ -387,6 +411,7 @@ def measure(stack: Stack, case: Case, args: argparse.Namespace, tag: str) -> dic
     logs.mkdir(parents=True, exist_ok=True)
     options = {
         "proto": stack.proto,
+        "transport": stack.transport,
         "clients": case.clients,
         "scenario": case.scenario,
         "messages": case.messages,
@@ -646,8 +671,24 @@ def versions() -> str:
     return ", ".join(parts)
 
 
+KEPT = re.compile(r"<!-- kept: [^>]*-->\n.*?<!-- /kept -->\n", re.S)
+"""A hand-written section of the report: regenerating it carries the section over."""
+
+
+def kept_sections(path: Path) -> list[str]:
+    """The sections of the report at ``path`` marked ``<!-- kept: name -->`` ...
+    ``<!-- /kept -->`` (measured by hand, or by another script), in order."""
+    if not path.exists():
+        return []
+    return KEPT.findall(path.read_text(encoding="utf-8"))
+
+
 def report(
-    results: list[CaseResults], args: argparse.Namespace, started: dt.datetime, charts: list[Path]
+    results: list[CaseResults],
+    args: argparse.Namespace,
+    started: dt.datetime,
+    charts: list[Path],
+    kept: list[str] | None = None,
 ) -> str:
     out = [
         "# wirehub bench results",
@@ -667,6 +708,8 @@ def report(
     ]
     if args.note:
         out += [f"**Note:** {args.note}", ""]
+    for section in kept or ():
+        out += [section]
     for res in results:
         out += [f"## {res.case.title}", ""]
         out += case_table(res)
@@ -893,7 +936,9 @@ def cases(args: argparse.Namespace) -> list[Case]:
 
 
 def runnable(stacks: list[Stack], case: Case) -> list[Stack]:
-    """The stacks that can run ``case`` (FAIRNESS needs the Centrifugo protocol)."""
+    """The stacks that can run ``case`` (FAIRNESS needs the Centrifugo protocol; the
+    emulation transports run FANOUT and LATENCY)."""
+    stacks = [stack for stack in stacks if case.scenario in stack.scenarios]
     if case.scenario in CENTRIFUGO_ONLY:
         return [stack for stack in stacks if stack.proto == "centrifugo"]
     return stacks
@@ -972,7 +1017,7 @@ def main(argv: list[str] | None = None) -> int:
     raw_path = args.results_dir / f"{started:%Y%m%dT%H%M%S}.json"
     raw_path.write_text(json.dumps(raw, indent=1))
     chart_paths = [] if args.no_charts else charts_for(results)
-    text = report(results, args, started, chart_paths)
+    text = report(results, args, started, chart_paths, kept_sections(args.output))
     if failures:
         text += (
             "\n## Failed measurements\n\n"
