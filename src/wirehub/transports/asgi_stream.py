@@ -17,15 +17,20 @@ Rules (``centrifugo-protocol.md`` §6, ``centrifugo-server-side.md`` §8):
    SSE first writes ``\\r\\n``. Every message is written with its framing, which the
    codec adds when it encodes (:mod:`wirehub.protocol.framing`): once per publication
    and transport, not per stream.
-4. Output goes through one writer task per stream, one ASGI ``http.response.body``
-   per flush (several flushes waiting are joined into one); past
-   :data:`HIGH_WATER` bytes handed to the server and not yet sent, the client holds
-   its output in its own queue, bounded by ``client.queue_max_size`` (3008 beyond).
-5. The server ends a stream with a ``disconnect`` push, then the end of the response.
-   A slow reader (3008) gets nothing more: what was queued is dropped and, under
-   ``wirehub serve`` (or any uvicorn given wirehub's HTTP protocol class), the
-   connection is aborted at once; elsewhere the stream's task gives up after
-   :data:`CLOSE_TIMEOUT` seconds and the server closes the connection. The client
+4. Output, one write per flush. Under ``wirehub serve`` (or any uvicorn given wirehub's
+   HTTP protocol class, :data:`~wirehub.transports.http.STREAM_EXTENSION`), each flush
+   is one chunk written straight to the connection (:class:`DirectStreamTransport`),
+   and a full socket buffer makes the client hold its output in its own queue. Under
+   any other ASGI server, one writer task per stream sends one ``http.response.body``
+   per flush (several flushes waiting are joined into one) (:class:`StreamTransport`);
+   past :data:`HIGH_WATER` bytes handed to the server and not yet sent, the client
+   holds its output. Either way that queue is bounded by ``client.queue_max_size``
+   (3008 beyond).
+5. The server ends a stream with a ``disconnect`` push, then the end of the response
+   (the peer then has :data:`CLOSE_TIMEOUT` seconds to take it). A slow reader (3008)
+   gets nothing more: what was queued is dropped and the connection is aborted at once
+   (with wirehub's HTTP protocol class; elsewhere the stream's task gives up after
+   :data:`CLOSE_TIMEOUT` seconds and the server closes the connection). The client
    going away ends the connection (3000).
 6. On a server shutdown (wirehub's HTTP protocol class), streams end with 3001 at once.
 """
@@ -37,7 +42,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from wirehub.core.events import TransportInfo
 from wirehub.errors import DISCONNECT_SHUTDOWN, Disconnect
@@ -74,6 +79,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CLOSE_TIMEOUT",
     "HIGH_WATER",
+    "DirectStreamTransport",
     "StreamEndpoint",
     "StreamTransport",
     "serve_stream",
@@ -153,16 +159,13 @@ def stream_endpoints(config: Config) -> dict[str, StreamEndpoint]:
 
 
 class StreamTransport:
-    """The core's :class:`Transport` over an ASGI streaming response."""
+    """The core's :class:`Transport` over an ASGI streaming response (any ASGI server)."""
 
-    def __init__(
-        self, send: Send, info: TransportInfo, codec: Codec, control: StreamControl | None
-    ) -> None:
+    def __init__(self, send: Send, info: TransportInfo, codec: Codec) -> None:
         self.client: Client | None = None
         self._send = send
         self._info = info
         self._codec = codec
-        self._control = control
         self._frames: deque[bytes] = deque()
         self._pending = 0
         self._paused = False
@@ -195,11 +198,10 @@ class StreamTransport:
         self._close = disconnect
         self._wakeup.set()
         if disconnect.code == DisconnectCode.SLOW:
-            # It does not read: what waits is dropped, and so is the connection.
+            # It does not read: what waits is dropped (the stream's task gives up on the
+            # rest after CLOSE_TIMEOUT).
             self._frames.clear()
             self._pending = 0
-            if self._control is not None:
-                self._control.abort()
             return
         push = Push(disconnect=DisconnectPush(code=disconnect.code, reason=disconnect.reason))
         self._frames.append(self._codec.encode_reply(Reply(push=push)))
@@ -230,6 +232,81 @@ class StreamTransport:
             if self._close is not None:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
                 return
+
+
+class DirectStreamTransport:
+    """The core's :class:`Transport` writing chunks straight to the connection, through
+    wirehub's HTTP protocol class (:class:`StreamControl`)."""
+
+    # Fan-out hands the same bytes to every subscriber of a tick: frame them once. The
+    # cache holds a reference, so an identical id means the same object.
+    _last_chunk: ClassVar[tuple[bytes, bytes]] = (b"", b"")
+
+    __slots__ = ("_close_timer", "_closing", "_codec", "_control", "_info", "_readable", "client")
+
+    def __init__(self, info: TransportInfo, codec: Codec, control: StreamControl) -> None:
+        self.client: Client | None = None
+        self._info = info
+        self._codec = codec
+        self._control = control
+        self._closing = False
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._readable = asyncio.Event()
+        self._readable.set()
+        control.on_pause = self._paused
+        control.on_resume = self._resumed
+
+    @property
+    def info(self) -> TransportInfo:
+        return self._info
+
+    def write_frame(self, data: bytes) -> None:
+        if self._closing or self._control.closing:
+            return
+        cached, chunk = DirectStreamTransport._last_chunk
+        if data is not cached:
+            chunk = b"%x\r\n%b\r\n" % (len(data), data)
+            DirectStreamTransport._last_chunk = (data, chunk)
+        self._control.write(chunk)
+
+    def close(self, disconnect: Disconnect) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        control = self._control
+        if disconnect.code == DisconnectCode.SLOW:
+            control.abort()  # it does not read: what waits is dropped, and so is it
+            return
+        push = Push(disconnect=DisconnectPush(code=disconnect.code, reason=disconnect.reason))
+        data = self._codec.encode_reply(Reply(push=push))
+        if not control.closing:
+            control.write(b"%x\r\n%b\r\n0\r\n\r\n" % (len(data), data))
+            control.close()
+            loop = asyncio.get_running_loop()
+            self._close_timer = loop.call_later(CLOSE_TIMEOUT, control.abort)
+
+    def pause_reading(self) -> None:
+        self._readable.clear()
+
+    def resume_reading(self) -> None:
+        self._readable.set()
+
+    async def wait_readable(self) -> None:
+        await self._readable.wait()
+
+    def released(self) -> None:
+        """The request is over: the connection calls nothing of it any more (an abort
+        armed by :meth:`close` stays, for a peer that does not take our last bytes)."""
+        control = self._control
+        control.on_pause = control.on_resume = control.on_shutdown = None
+
+    def _paused(self) -> None:
+        if self.client is not None:
+            self.client.pause_writing()
+
+    def _resumed(self) -> None:
+        if self.client is not None:
+            self.client.resume_writing()
 
 
 def _take_all(frames: deque[bytes]) -> bytes:
@@ -334,14 +411,23 @@ async def _stream(
         emulation=not endpoint.unidirectional,
         unidirectional=endpoint.unidirectional,
     )
-    transport = StreamTransport(send, info, codec, control)
     headers = [(b"content-type", endpoint.content_type(codec)), *_NO_CACHE, *cors]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     if endpoint.sse:
         await send({"type": "http.response.body", "body": b"\r\n", "more_body": True})
-    client = transport.client = node.attach(transport, codec)
     if control is not None:
+        direct = DirectStreamTransport(info, codec, control)
+        client = direct.client = node.attach(direct, codec)
         control.on_shutdown = lambda: client.disconnect(DISCONNECT_SHUTDOWN)
+        client.handle_commands(commands, size)
+        try:
+            await _disconnected(receive)
+        finally:
+            client.transport_closed()
+            direct.released()
+        return
+    transport = StreamTransport(send, info, codec)
+    client = transport.client = node.attach(transport, codec)
     client.handle_commands(commands, size)
     writer = asyncio.create_task(transport.run_writer())
     gone = asyncio.create_task(_disconnected(receive))
@@ -349,8 +435,6 @@ async def _stream(
         await asyncio.wait({writer, gone}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         client.transport_closed()
-        if control is not None:
-            control.on_shutdown = None
         if transport.closing and not writer.done() and not gone.done():
             # Our disconnect push and the end of the response are on their way.
             await asyncio.wait({writer, gone}, timeout=CLOSE_TIMEOUT)

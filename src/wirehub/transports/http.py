@@ -27,10 +27,13 @@ Rules:
 5. After a WebSocket upgrade, bytes that came after the head go to the WebSocket
    protocol (uvicorn would drop them), and this object lets go of the request.
 6. Every HTTP request's scope carries the extension :data:`STREAM_EXTENSION`, a
-   :class:`StreamControl` for wirehub's streaming responses (HTTP-streaming, SSE): it
-   can abort the connection at once (a reader that stopped reading, 3008: its buffers
-   are freed, nothing more is sent), and it hears of the server's shutdown, so that
-   a stream ends with 3001 at once rather than holding the shutdown up.
+   :class:`StreamControl` for wirehub's streaming responses (HTTP-streaming, SSE):
+   once the response head is sent, the stream writes its chunks straight to the
+   connection (no ASGI message, no task per write) and hears when the socket's buffer
+   fills and drains; it can close the connection, or abort it (a reader that stopped
+   reading, 3008: its buffers are freed, nothing more is sent); and it hears of the
+   server's shutdown, so that a stream ends with 3001 at once rather than holding the
+   shutdown up.
 
 What this relies on in uvicorn's ``HttpToolsProtocol`` (pinned by
 ``tests/transports/test_http_limits.py``): its constructor; ``data_received`` feeding
@@ -64,22 +67,39 @@ STREAM_EXTENSION = "wirehub.stream"
 
 
 class StreamControl:
-    """What a streaming response may ask of the connection it is sent on."""
+    """What a streaming response may ask of the connection it is sent on.
 
-    __slots__ = ("_transport", "on_shutdown")
+    Writing is for a response whose head went out with chunked transfer coding (no
+    ``Content-Length``): the caller writes whole chunks, the last one included, then
+    closes the connection; uvicorn sees a client that went away.
+    """
+
+    __slots__ = ("_transport", "on_pause", "on_resume", "on_shutdown")
 
     def __init__(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport
+        self._transport = cast(asyncio.Transport, transport)
         self.on_shutdown: Callable[[], None] | None = None
         """Called once when the server begins to shut down (set by the stream)."""
+        self.on_pause: Callable[[], None] | None = None
+        """Called when the socket's buffer is full (``pause_writing``)."""
+        self.on_resume: Callable[[], None] | None = None
+        """Called when it drained (``resume_writing``)."""
+
+    @property
+    def closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def write(self, data: bytes) -> None:
+        """Write bytes of the response body, as they are (chunk framing included)."""
+        self._transport.write(data)
+
+    def close(self) -> None:
+        """Close the connection once what was written is sent."""
+        self._transport.close()
 
     def abort(self) -> None:
         """Drop the connection now, and whatever it still had to send."""
-        abort = getattr(self._transport, "abort", None)
-        if abort is not None:
-            abort()
-        else:
-            self._transport.close()
+        self._transport.abort()
 
 
 logger = logging.getLogger("wirehub.http")
@@ -133,6 +153,18 @@ class HttpProtocol(HttpToolsProtocol):
         pos, end = 0, len(data)
         while pos < end and not self.transport.is_closing():
             pos = self._receive_head(data, pos) if self._in_head else self._receive_body(data, pos)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        stream = self._stream
+        if stream is not None and stream.on_pause is not None:
+            stream.on_pause()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        stream = self._stream
+        if stream is not None and stream.on_resume is not None:
+            stream.on_resume()
 
     def shutdown(self) -> None:
         stream = self._stream
