@@ -258,3 +258,16 @@ def test_still_serving(port: int) -> None:
 
 def _deadline() -> float:
     return time.monotonic() + READ_TIMEOUT
+
+
+def test_sse_by_post_and_by_get(port: int) -> None:
+    """The connect command as a POST body or in ``cf_connect``: the same stream."""
+    get = "/connection/sse?cf_connect=" + quote(CONNECT.decode())
+    for method, path, body in (("POST", "/connection/sse", CONNECT), ("GET", get, b"")):
+        with RawStream.open(port, method, path, headers=JSON, body=body) as stream:
+            assert stream.status == 200
+            assert stream.response.headers["content-type"] == "text/event-stream; charset=utf-8"
+            reply = stream.next_message()
+            assert reply is not None
+            assert reply["id"] == 1
+            assert reply["connect"]["session"]

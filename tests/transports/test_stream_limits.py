@@ -7,6 +7,7 @@
    body) against a real ``wirehub serve`` with a file-descriptor limit: every one is
    closed by the head or body timeout, a second wave finds the slots free, and a
    canary client is served throughout.
+3. A server that stops ends its streams with a 3001 ``disconnect`` push at once.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import os
+import signal
 import socket
 import time
 import tracemalloc
@@ -25,6 +28,7 @@ import pytest
 from tests.support.inprocess import serve_node
 from tests.support.server import ServerProcess, timeout
 from tests.transports.canary import CANARY_NAMESPACE, Canary
+from tests.transports.rawhttp import RawStream
 from tests.transports.rawws import RawWebSocket
 from tests.transports.test_slowloris import own_fd_limit, wait_all_closed
 from wirehub import ConnectEvent, DisconnectEvent, Node, load_config
@@ -196,4 +200,24 @@ def test_a_thousand_half_open_sse_requests_are_closed_and_slots_recover(
                 data[:30] for data in received
             }
         canary.served_since(start)
+    assert server.stop() == 0
+
+
+def test_streams_end_with_3001_when_the_server_stops(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    config = (
+        "[client]\nallow_anonymous_connect_without_token = true\n[http_stream]\nenabled = true\n"
+    )
+    server = server_factory(config)
+    connect = b'{"id":1,"connect":{}}'
+    headers = {"Content-Type": "application/json"}
+    with RawStream.open(
+        server.port, "POST", "/connection/http_stream", headers=headers, body=connect
+    ) as stream:
+        assert stream.next_message() is not None  # connected
+        os.kill(server.pid, signal.SIGTERM)
+        assert stream.messages_until_end() == [
+            {"push": {"disconnect": {"code": 3001, "reason": "shutdown"}}}
+        ]
     assert server.stop() == 0

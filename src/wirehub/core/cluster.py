@@ -286,6 +286,7 @@ class Cluster:
             SurveyError: it did not answer within ``survey_timeout``, or failed.
             ValueError: it found the request invalid.
         """
+        started = time.perf_counter()
         survey_id = next(self._survey_ids)
         survey = _Survey(waiting={node_id})
         self._surveys[survey_id] = survey
@@ -299,6 +300,9 @@ class Cluster:
                 raise SurveyError(f"survey {op!r}: no answer from node {node_id}") from None
         finally:
             del self._surveys[survey_id]
+            metrics = self._node.metrics
+            if metrics is not None:
+                metrics.survey_duration.labels(op).observe(time.perf_counter() - started)
         answer = survey.answers.get(node_id)
         if answer is None:
             raise NodeGone(f"survey {op!r}: node {node_id} left")
