@@ -12,6 +12,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 import uvicorn
+import websockets
+import websockets.asyncio.client
 from centrifuge import Client, PublicationContext, SubscriptionEventHandler
 from fastapi import FastAPI
 
@@ -243,11 +245,13 @@ async def test_fallback_transports_through_the_mounted_app_under_stock_uvicorn()
             "http_stream": {"enabled": True},
             "sse": {"enabled": True},
             "uni_sse": {"enabled": True},
+            "uni_websocket": {"enabled": True},
         },
         environ=False,
     )
     node = Node(config)
     async with stock_uvicorn(make_app(node)) as port:
+        await _uni_websocket(node, port)
         base = f"http://127.0.0.1:{port}/rt"
         async with (
             httpx.AsyncClient(timeout=timeout(10)) as http,
@@ -289,3 +293,24 @@ async def _data_lines(response: httpx.Response, count: int) -> AsyncIterator[str
             count -= 1
             if count == 0:
                 return
+
+
+async def _uni_websocket(node: Node, port: int) -> None:
+    """uni_websocket through the ASGI app: the connect push, then one push per message
+    (two publications of one tick included), then a disconnect push and the close."""
+    query = quote('{"subs": {"chat:u": {}, "chat:v": {}}}')
+    url = f"ws://127.0.0.1:{port}/rt/connection/uni_websocket?cf_connect={query}"
+    async with websockets.asyncio.client.connect(url) as ws:
+        connect = json.loads(await ws.recv())["connect"]
+        assert sorted(connect["subs"]) == ["chat:u", "chat:v"]
+        await node.broadcast(["chat:u", "chat:v"], {"n": 1})
+        pushes = [json.loads(await ws.recv()) for _ in range(2)]
+        assert sorted(p["channel"] for p in pushes) == ["chat:u", "chat:v"]
+        await node.disconnect("", client=connect["client"])
+        assert json.loads(await ws.recv()) == {
+            "disconnect": {"code": 3503, "reason": "force disconnect"}
+        }
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await ws.recv()
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 3503

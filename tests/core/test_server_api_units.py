@@ -104,7 +104,7 @@ async def test_deliveries_are_counted_per_transport() -> None:
             transport = FakeTransport()  # records frames; these are not read as JSON here
             client = node.attach(transport, codec)
             client.handle_frame(frame({"connect": {"token": user}, "id": 1}))
-            await transport.wait_for(lambda t=transport: bool(t.frames))  # type: ignore[misc]
+            await transport.wait_for(lambda t=transport: bool(t.frames))
             clients.append(client)
         for client in clients:
             await node.subscribe("room:1", client=client.id)
