@@ -251,8 +251,8 @@ class DirectStreamTransport:
         self._control = control
         self._closing = False
         self._close_timer: asyncio.TimerHandle | None = None
-        self._readable = asyncio.Event()
-        self._readable.set()
+        # Made when reading is paused (rare): an idle stream does without.
+        self._readable: asyncio.Event | None = None
         control.on_pause = self._paused
         control.on_resume = self._resumed
 
@@ -286,13 +286,17 @@ class DirectStreamTransport:
             self._close_timer = loop.call_later(CLOSE_TIMEOUT, control.abort)
 
     def pause_reading(self) -> None:
+        if self._readable is None:
+            self._readable = asyncio.Event()
         self._readable.clear()
 
     def resume_reading(self) -> None:
-        self._readable.set()
+        if self._readable is not None:
+            self._readable.set()
 
     async def wait_readable(self) -> None:
-        await self._readable.wait()
+        if self._readable is not None:
+            await self._readable.wait()
 
     def released(self) -> None:
         """The request is over: the connection calls nothing of it any more (an abort
@@ -350,7 +354,9 @@ async def serve_stream(
         _bad_request_log.log(logging.INFO, "refused %s: %s", kind, shown(str(exc)))
         await respond(send, 400, "bad connect request", cors)
         return
-    await _stream(node, door, endpoint, scope, receive, send, codec, commands, len(data), cors)
+    stream = _stream(node, door, endpoint, scope, receive, send, codec, commands, len(data), cors)
+    del data, commands  # a stream lives for hours: keep nothing of its request here
+    await stream
 
 
 async def _preflight(
@@ -416,10 +422,16 @@ async def _stream(
     if endpoint.sse:
         await send({"type": "http.response.body", "body": b"\r\n", "more_body": True})
     if control is not None:
+        # The request's headers were read: uvicorn's list of them (the scope's, shared
+        # with its protocol object) would otherwise live as long as the stream.
+        scope_headers = scope.get("headers")
+        if isinstance(scope_headers, list):
+            scope_headers.clear()
         direct = DirectStreamTransport(info, codec, control)
         client = direct.client = node.attach(direct, codec)
         control.on_shutdown = lambda: client.disconnect(DISCONNECT_SHUTDOWN)
         client.handle_commands(commands, size)
+        del commands
         try:
             await _disconnected(receive)
         finally:
@@ -429,6 +441,7 @@ async def _stream(
     transport = StreamTransport(send, info, codec)
     client = transport.client = node.attach(transport, codec)
     client.handle_commands(commands, size)
+    del commands
     writer = asyncio.create_task(transport.run_writer())
     gone = asyncio.create_task(_disconnected(receive))
     try:
