@@ -884,14 +884,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--smoke",
         action="store_true",
-        help="seconds: 5 clients, 1 round, wirehub + Node ws, no charts",
+        help="seconds: 5 clients, 1 round, wirehub (WebSocket, HTTP-streaming, SSE) + Node ws, "
+        "no charts",
     )
     args = parser.parse_args(argv)
     if args.smoke:
         args.clients = args.clients or [5]
         args.rounds = 1
         if args.stacks == list(STACKS):
-            args.stacks = ["wirehub", "node-ws"]
+            args.stacks = ["wirehub", "node-ws", "wirehub-http-stream", "wirehub-sse"]
         args.messages = min(args.messages, 10)
         args.duration = 1.0
         args.rpc_clients = min(args.rpc_clients, 5)
