@@ -18,6 +18,12 @@
 // "RESULT {json}". Progress and errors go to stderr. It exits on "EXIT", on stdin EOF, or
 // by itself after the result plus a grace period.
 //
+// transport (centrifugo only): "websocket" (default), "http_stream" or "sse": subscribers
+// then connect over HTTP-streaming (POST /connection/http_stream) or SSE (GET
+// /connection/sse?cf_connect=...), each on a connection of its own, and send their
+// subscribe (and pongs) as POST /emulation on a shared keep-alive pool; the publisher is
+// a WebSocket connection whatever the transport. Fan-out and latency scenarios only.
+//
 // Subscribers speak, per proto:
 //   raw        plain WebSocket; every message received is one publication
 //   centrifugo {"connect":{},"id":1}, {"subscribe":{"channel":...},"id":2}; counts
@@ -59,6 +65,7 @@
 // answers. The result has the canary's p50/p99 (send -> receive, one clock) per phase,
 // the flood's publications and deliveries per second, and canary publications lost.
 
+import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import readline from 'node:readline';
 import WebSocket from 'ws';
@@ -97,6 +104,8 @@ const documentVersion = (i) => {
 const publication = opts.document ? documentVersion : payload;
 const WS_OPTIONS = { perMessageDeflate: false, maxPayload: 16 * 1024 * 1024 };
 const URLS = opts.urls ?? [opts.url];
+const TRANSPORT = opts.transport ?? 'websocket';
+const HTTP_BASE = opts.url.replace(/^ws/, 'http').replace(/\/connection\/.*$/, '');
 let opened = 0;
 
 const log = (msg) => process.stderr.write(`loadgen: ${msg}\n`);
@@ -205,6 +214,83 @@ function subscriber(index, ready, fail) {
   } else {
     throw new Error(`unknown proto ${opts.proto}`);
   }
+  return client;
+}
+
+// FANOUT, LATENCY over HTTP-streaming or SSE (centrifugo, emulation).
+const emulationAgent = new http.Agent({ keepAlive: true, maxSockets: 32 });
+let emulationErrors = 0;
+
+function emulate(node, session, data) {
+  const body = JSON.stringify({ node, session, data });
+  const headers = { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) };
+  const req = http.request(`${HTTP_BASE}/emulation`, { method: 'POST', agent: emulationAgent, headers }, (res) => {
+    res.resume();
+    if (res.statusCode !== 204 && ++emulationErrors <= 3) log(`emulation answered ${res.statusCode}`);
+  });
+  req.on('error', (err) => { if (!closing && ++emulationErrors <= 3) log(`emulation failed: ${err.message}`); });
+  req.end(body);
+}
+
+function streamSubscriber(index, ready, fail) {
+  const client = { count: 0, ws: null, subscribed: false };
+  const done = (err) => {
+    if (client.subscribed) return;
+    if (err) { fail(err); return; }
+    client.subscribed = true;
+    ready(client);
+  };
+  const sse = TRANSPORT === 'sse';
+  const connect = '{"connect":{},"id":1}';
+  const url = sse
+    ? `${HTTP_BASE}/connection/sse?cf_connect=${encodeURIComponent(connect)}`
+    : `${HTTP_BASE}/connection/http_stream`;
+  const headers = sse ? {} : { 'Content-Type': 'application/json', 'Content-Length': connect.length };
+  const separator = sse ? '\n\n' : '\n';
+  const skip = sse ? 6 : 0; // "data: "
+  let route = null; // { node, session } from the connect reply
+  const onMessage = (text, start, end) => {
+    if (text.startsWith('{"push"', start)) {
+      if (LATENCY) {
+        const pub = JSON.parse(text.slice(start, end)).push.pub;
+        if (pub) deliveredTo(client, JSON.stringify(pub.data));
+      } else {
+        deliveredTo(client, null);
+      }
+    } else if (end - start === 2 && text.startsWith('{}', start)) {
+      if (route) emulate(route.node, route.session, '{}');
+    } else {
+      const reply = JSON.parse(text.slice(start, end));
+      if (reply.error) done(new Error(`centrifugo error ${JSON.stringify(reply.error)}`));
+      else if (reply.id === 1) {
+        route = { node: reply.connect.node, session: reply.connect.session };
+        emulate(route.node, route.session, JSON.stringify({ subscribe: { channel: opts.channel }, id: 2 }));
+      } else if (reply.id === 2) done();
+    }
+  };
+  const req = http.request(url, { method: sse ? 'GET' : 'POST', agent: false, headers }, (res) => {
+    if (res.statusCode !== 200) { done(new Error(`stream answered ${res.statusCode}`)); res.resume(); return; }
+    res.setEncoding('utf8');
+    let rest = '';
+    res.on('data', (chunk) => {
+      const text = rest ? rest + chunk : chunk;
+      let start = 0;
+      let end;
+      while ((end = text.indexOf(separator, start)) !== -1) {
+        const from = text.charCodeAt(start) === 13 ? start + 2 : start; // SSE's opening \r\n
+        if (end > from) onMessage(text, from + skip, end);
+        start = end + separator.length;
+      }
+      rest = start < text.length ? text.slice(start) : '';
+    });
+    res.on('end', () => {
+      if (!client.subscribed) done(new Error('stream ended before subscribed'));
+      else if (!closing) lostConnections++;
+    });
+  });
+  req.on('error', (err) => { if (!client.subscribed) done(err); else if (!closing) lostConnections++; });
+  req.end(sse ? undefined : connect);
+  client.ws = { terminate: () => req.destroy() };
   return client;
 }
 
@@ -584,7 +670,11 @@ async function main() {
   const rl = readline.createInterface({ input: process.stdin });
   rl.on('close', () => { if (!closing) process.exit(3); });
   const t0 = performance.now();
-  const factory = RPC ? rpcClient : CHANNELS ? channelsSubscriber : subscriber;
+  if (TRANSPORT !== 'websocket' && (opts.proto !== 'centrifugo' || RPC || CHANNELS || FAIRNESS)) {
+    throw new Error(`transport ${TRANSPORT}: centrifugo FANOUT and LATENCY only`);
+  }
+  const factory = RPC ? rpcClient : CHANNELS ? channelsSubscriber
+    : TRANSPORT !== 'websocket' ? streamSubscriber : subscriber;
   const clients = await connectAll(factory);
   const connectSeconds = (performance.now() - t0) / 1000;
   const pub = RPC || FAIRNESS ? null : await publisher();
@@ -611,6 +701,7 @@ async function main() {
     proto: opts.proto, scenario: opts.scenario, clients: C, messages: N,
     expected: C * N, delivered, complete, lost_connections: lostConnections,
     elapsed_s: elapsed, deliveries_per_s: delivered / elapsed, connect_s: connectSeconds,
+    transport: TRANSPORT, emulation_errors: emulationErrors,
     loadgen_cpu_s: (cpu.user + cpu.system) / 1e6, loadgen_wall_s: wall,
     bytes_received: bytesReceived,
   };
@@ -648,6 +739,7 @@ async function main() {
   if (pair) pair.close();
   for (const f of flooders) f.close();
   for (const c of clients) c.ws.terminate();
+  emulationAgent.destroy();
   // Give the orchestrator a moment to read the result, then leave regardless.
   setTimeout(() => process.exit(0), 2000).unref();
   waitForLine(rl, 'EXIT').then(() => process.exit(0), () => process.exit(0));

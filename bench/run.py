@@ -75,6 +75,8 @@ class Stack:
     argv: tuple[str, ...]  # "{port}" and "{mode}" (PEER_MODES) are replaced
     path: str  # URL path of the WebSocket endpoint
     scenario_argv: tuple[tuple[str, tuple[str, ...]], ...] = ()  # per-scenario argv
+    transport: str = "websocket"  # subscribers' transport (centrifugo: or http_stream, sse)
+    scenarios: tuple[str, ...] = SCENARIOS  # what it can run
 
     def command(self, port: int, scenario: str = "fanout") -> list[str]:
         argv = dict(self.scenario_argv).get(scenario, self.argv)
@@ -124,6 +126,27 @@ STACKS: dict[str, Stack] = {
                     ),
                 ),
             ),
+        ),
+        *(
+            Stack(
+                f"wirehub-{transport.replace('_', '-')}",
+                f"wirehub ({label})",
+                "centrifugo",
+                (
+                    _wirehub_bin(),
+                    "serve",
+                    "--config",
+                    str(BENCH / "wirehub.toml"),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    "{port}",
+                ),
+                "/connection/websocket",  # the publisher's; subscribers use the transport
+                transport=transport,
+                scenarios=("fanout", "latency"),
+            )
+            for transport, label in (("http_stream", "HTTP-streaming"), ("sse", "SSE"))
         ),
         Stack(
             "wirehub-embedded",
@@ -388,6 +411,7 @@ def measure(stack: Stack, case: Case, args: argparse.Namespace, tag: str) -> dic
     logs.mkdir(parents=True, exist_ok=True)
     options = {
         "proto": stack.proto,
+        "transport": stack.transport,
         "clients": case.clients,
         "scenario": case.scenario,
         "messages": case.messages,
@@ -694,7 +718,10 @@ def replace_section(path: Path, section: str) -> None:
 
 
 def report(
-    results: list[CaseResults], args: argparse.Namespace, started: dt.datetime, charts: list[Path]
+    results: list[CaseResults],
+    args: argparse.Namespace,
+    started: dt.datetime,
+    charts: list[Path],
 ) -> str:
     out = [
         "# wirehub bench results",
@@ -888,14 +915,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--smoke",
         action="store_true",
-        help="seconds: 5 clients, 1 round, wirehub + Node ws, no charts",
+        help="seconds: 5 clients, 1 round, wirehub (WebSocket, HTTP-streaming, SSE) + Node ws, "
+        "no charts",
     )
     args = parser.parse_args(argv)
     if args.smoke:
         args.clients = args.clients or [5]
         args.rounds = 1
         if args.stacks == list(STACKS):
-            args.stacks = ["wirehub", "node-ws"]
+            args.stacks = ["wirehub", "node-ws", "wirehub-http-stream", "wirehub-sse"]
         args.messages = min(args.messages, 10)
         args.duration = 1.0
         args.rpc_clients = min(args.rpc_clients, 5)
@@ -940,7 +968,9 @@ def cases(args: argparse.Namespace) -> list[Case]:
 
 
 def runnable(stacks: list[Stack], case: Case) -> list[Stack]:
-    """The stacks that can run ``case`` (FAIRNESS needs the Centrifugo protocol)."""
+    """The stacks that can run ``case`` (FAIRNESS needs the Centrifugo protocol; the
+    emulation transports run FANOUT and LATENCY)."""
+    stacks = [stack for stack in stacks if case.scenario in stack.scenarios]
     if case.scenario in CENTRIFUGO_ONLY:
         return [stack for stack in stacks if stack.proto == "centrifugo"]
     return stacks

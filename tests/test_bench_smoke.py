@@ -1,7 +1,8 @@
 """The bench harness keeps working: `bench/run.py --smoke` runs every scenario (FANOUT,
 LATENCY, RPC, MANY CHANNELS, and FAIRNESS, which only the Centrifugo protocol can run)
-for wirehub standalone and Node ws with a handful of clients for one round and reports
-numbers for both; `bench/delta.py --smoke` runs the DELTA comparison.
+for wirehub standalone and Node ws, and FANOUT and LATENCY for wirehub's subscribers over
+HTTP-streaming and SSE, with a handful of clients for one round and reports numbers for
+each; `bench/delta.py --smoke` runs the DELTA comparison.
 
 Asserts that it runs, delivers every publication and reports figures; never a timing
 threshold (see bench/README.md).
@@ -49,7 +50,12 @@ def test_bench_smoke_reports_numbers_for_wirehub_and_node_ws(tmp_path: Path) -> 
     report = report_path.read_text(encoding="utf-8")
     for heading in ("## FANOUT", "## LATENCY", "## RPC", "## MANY CHANNELS", "## FAIRNESS"):
         assert heading in report, f"{heading} missing from\n{report}"
-    for label, scenarios in (("wirehub (standalone)", 5), ("Node ws", 4)):
+    for label, scenarios in (
+        ("wirehub (standalone)", 5),
+        ("Node ws", 4),
+        ("wirehub (HTTP-streaming)", 2),  # FANOUT and LATENCY
+        ("wirehub (SSE)", 2),
+    ):
         rows = [line for line in report.splitlines() if line.startswith(f"| {label} |")]
         assert len(rows) == scenarios, f"{label}: one row per scenario expected in\n{report}"
         for row in rows:

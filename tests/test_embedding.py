@@ -7,9 +7,13 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import quote
 
+import httpx
 import pytest
 import uvicorn
+import websockets
+import websockets.asyncio.client
 from centrifuge import Client, PublicationContext, SubscriptionEventHandler
 from fastapi import FastAPI
 
@@ -220,3 +224,93 @@ async def test_host_uvicorn_with_wirehubs_http_protocol_bounds_every_route() -> 
         assert status == 414
         assert sent < FLOOD_SIZE
         assert (await raw_exchange(port, b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"))[0] == 200
+
+
+async def test_fallback_transports_through_the_mounted_app_under_stock_uvicorn() -> None:
+    """HTTP-streaming with emulation, SSE and uni_sse through the ASGI app mounted at
+    /rt, served by stock uvicorn (the portable path: a writer task per stream, one ASGI
+    body message per flush); a server disconnect ends the stream with its push."""
+    chat = {
+        "name": "chat",
+        "allow_subscribe_for_client": True,
+        "allow_subscribe_for_anonymous": True,
+        "allow_publish_for_anonymous": True,
+        "allow_publish_for_client": True,
+    }
+    config = load_config(
+        None,
+        {
+            "client": {"allow_anonymous_connect_without_token": True},
+            "channel": {"namespaces": [chat]},
+            "http_stream": {"enabled": True},
+            "sse": {"enabled": True},
+            "uni_sse": {"enabled": True},
+            "uni_websocket": {"enabled": True},
+        },
+        environ=False,
+    )
+    node = Node(config)
+    async with stock_uvicorn(make_app(node)) as port:
+        await _uni_websocket(node, port)
+        base = f"http://127.0.0.1:{port}/rt"
+        async with (
+            httpx.AsyncClient(timeout=timeout(10)) as http,
+            http.stream(
+                "POST",
+                f"{base}/connection/http_stream",
+                content=b'{"id":1,"connect":{}}',
+                headers={"Content-Type": "application/json"},
+            ) as stream,
+            http.stream(
+                "GET", f"{base}/connection/uni_sse?cf_connect=" + quote('{"subs":{"chat:x":{}}}')
+            ) as uni,
+        ):
+            lines = stream.aiter_lines()
+            connect = json.loads(await anext(lines))["connect"]
+            data = '{"id":2,"subscribe":{"channel":"chat:x"}}'
+            body = {"node": connect["node"], "session": connect["session"], "data": data}
+            assert (await http.post(f"{base}/emulation", json=body)).status_code == 204
+            assert json.loads(await anext(lines)) == {"id": 2, "subscribe": {}}
+            await node.publish("chat:x", {"n": 1})
+            assert json.loads(await anext(lines)) == {
+                "push": {"channel": "chat:x", "pub": {"data": {"n": 1}}}
+            }
+            sse_lines = [line async for line in _data_lines(uni, 2)]
+            assert [set(json.loads(line)) for line in sse_lines] == [
+                {"connect"},
+                {"channel", "pub"},
+            ]
+            await node.disconnect("", client=connect["client"])
+            rest = [json.loads(line) async for line in lines]
+            assert rest == [{"push": {"disconnect": {"code": 3503, "reason": "force disconnect"}}}]
+
+
+async def _data_lines(response: httpx.Response, count: int) -> AsyncIterator[str]:
+    """The first ``count`` SSE events' data."""
+    async for line in response.aiter_lines():
+        if line.startswith("data: "):
+            yield line[len("data: ") :]
+            count -= 1
+            if count == 0:
+                return
+
+
+async def _uni_websocket(node: Node, port: int) -> None:
+    """uni_websocket through the ASGI app: the connect push, then one push per message
+    (two publications of one tick included), then a disconnect push and the close."""
+    query = quote('{"subs": {"chat:u": {}, "chat:v": {}}}')
+    url = f"ws://127.0.0.1:{port}/rt/connection/uni_websocket?cf_connect={query}"
+    async with websockets.asyncio.client.connect(url) as ws:
+        connect = json.loads(await ws.recv())["connect"]
+        assert sorted(connect["subs"]) == ["chat:u", "chat:v"]
+        await node.broadcast(["chat:u", "chat:v"], {"n": 1})
+        pushes = [json.loads(await ws.recv()) for _ in range(2)]
+        assert sorted(p["channel"] for p in pushes) == ["chat:u", "chat:v"]
+        await node.disconnect("", client=connect["client"])
+        assert json.loads(await ws.recv()) == {
+            "disconnect": {"code": 3503, "reason": "force disconnect"}
+        }
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await ws.recv()
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 3503

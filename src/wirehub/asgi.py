@@ -3,6 +3,10 @@
 Routes, relative to where the app is mounted. Public (client-facing):
 
 - ``/connection/websocket``: the client protocol over WebSocket;
+- when enabled: ``/connection/http_stream`` and ``/connection/sse`` (bidirectional
+  emulation, their commands through ``POST /emulation``), and the unidirectional
+  ``/connection/uni_websocket``, ``/connection/uni_sse``, ``/connection/uni_http_stream``
+  (``docs/transports.md``);
 - ``/`` and ``/demo/centrifuge.js``: the live chat demo, when ``demo.enabled``.
 
 Internal (for backends and operators; on ``server.internal_port`` when it is set):
@@ -55,9 +59,12 @@ from wirehub.core.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from wirehub.core.node import Node
 from wirehub.demo.assets import find_client_script
 from wirehub.transports.admission import Admission
-from wirehub.transports.asgi_websocket import Door, serve_websocket
+from wirehub.transports.asgi_stream import serve_stream, stream_endpoints
+from wirehub.transports.asgi_websocket import serve_uni_websocket, serve_websocket
+from wirehub.transports.door import Door
+from wirehub.transports.emulation import ENDPOINT as EMULATION_ENDPOINT, serve_emulation
 from wirehub.transports.head import check_scope
-from wirehub.transports.websocket import ENDPOINT
+from wirehub.transports.websocket import ENDPOINT, UNI_ENDPOINT
 
 __all__ = ["READY_TIMEOUT", "Endpoints", "create_app"]
 
@@ -112,6 +119,10 @@ class _App:
         self._demo = node.config.demo
         self._public = endpoints in ("all", "public")
         self._api = ApiApp(node) if endpoints in ("all", "internal") else None
+        config = node.config
+        self._streams = stream_endpoints(config) if self._public else {}
+        self._emulation = self._public and (config.sse.enabled or config.http_stream.enabled)
+        self._uni_websocket = self._public and config.uni_websocket.enabled
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -127,7 +138,12 @@ class _App:
                 await response(scope, receive, send)
                 return
             path = _route(scope)
-            if self._api is not None and self._api.handles(path):
+            stream = self._streams.get(path)
+            if stream is not None:
+                await serve_stream(self.node, self._door, stream, scope, receive, send)
+            elif self._emulation and path == EMULATION_ENDPOINT:
+                await serve_emulation(self.node, self._door, scope, receive, send)
+            elif self._api is not None and self._api.handles(path):
                 await self._api(scope, receive, send, path)
             elif self._api is not None and path == "/ready":
                 await (await self._ready())(scope, receive, send)
@@ -135,8 +151,11 @@ class _App:
                 await self._http(path)(scope, receive, send)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._public and _route(scope) == ENDPOINT:
+        path = _route(scope)
+        if self._public and path == ENDPOINT:
             await serve_websocket(self.node, self._door, scope, receive, send)
+        elif self._uni_websocket and path == UNI_ENDPOINT:
+            await serve_uni_websocket(self.node, self._door, scope, receive, send)
         else:
             await receive()
             await send({"type": "websocket.close", "code": 1000})
@@ -149,7 +168,7 @@ class _App:
                 return self._metrics()
         if not self._public:
             return PlainTextResponse("Not Found", status_code=404)
-        if path == ENDPOINT:
+        if path == ENDPOINT or (self._uni_websocket and path == UNI_ENDPOINT):
             # A request to the connection path that is not an upgrade (RFC 6455 §4.2.1).
             return PlainTextResponse("expected a WebSocket upgrade", status_code=400)
         if self._demo.enabled and path in ("/", "/index.html"):

@@ -33,8 +33,10 @@ __all__ = [
     "Config",
     "ConfigError",
     "DemoConfig",
+    "EmulationConfig",
     "EngineConfig",
     "HttpApiConfig",
+    "HttpStreamConfig",
     "LogConfig",
     "MethodRateLimit",
     "NamespaceOptions",
@@ -46,8 +48,12 @@ __all__ = [
     "RedisTLSConfig",
     "RpcRateLimit",
     "ServerConfig",
+    "SseConfig",
     "TLSConfig",
     "TokenConfig",
+    "UniHttpStreamConfig",
+    "UniSseConfig",
+    "UniWebSocketConfig",
     "WebSocketConfig",
     "load_config",
 ]
@@ -400,6 +406,69 @@ class WebSocketConfig(_Section):
     )
 
 
+_BODY_SIZE = 65_536
+
+
+class HttpStreamConfig(_Section):
+    """Bidirectional emulation over HTTP streaming (``POST /connection/http_stream``)."""
+
+    enabled: bool = Field(
+        False, description="serve /connection/http_stream (and /emulation for its commands)"
+    )
+    max_request_body_size: int = Field(
+        _BODY_SIZE, gt=0, description="largest body of the connecting POST, bytes; beyond, 413"
+    )
+
+
+class SseConfig(_Section):
+    """Bidirectional emulation over Server-Sent Events (``/connection/sse``)."""
+
+    enabled: bool = Field(
+        False, description="serve /connection/sse (and /emulation for its commands)"
+    )
+    max_request_body_size: int = Field(
+        _BODY_SIZE, gt=0, description="largest body of a connecting POST, bytes; beyond, 413"
+    )
+
+
+class EmulationConfig(_Section):
+    """``POST /emulation``: the commands of HTTP-streaming and SSE clients."""
+
+    max_request_body_size: int = Field(
+        _BODY_SIZE, gt=0, description="largest emulation request body, bytes; beyond, 413"
+    )
+
+
+class UniWebSocketConfig(_Section):
+    """Unidirectional WebSocket (``/connection/uni_websocket``): pushes only."""
+
+    enabled: bool = Field(False, description="serve /connection/uni_websocket")
+    message_size_limit: int = Field(
+        _BODY_SIZE, gt=0, description="largest incoming message (the connect request), bytes"
+    )
+    join_push_messages: bool = Field(
+        False, description="several pushes per WebSocket message, joined by newlines"
+    )
+
+
+class UniSseConfig(_Section):
+    """Unidirectional SSE (``/connection/uni_sse``): a plain ``EventSource`` works."""
+
+    enabled: bool = Field(False, description="serve /connection/uni_sse")
+    max_request_body_size: int = Field(
+        _BODY_SIZE, gt=0, description="largest body of a connecting POST, bytes; beyond, 413"
+    )
+
+
+class UniHttpStreamConfig(_Section):
+    """Unidirectional HTTP streaming (``POST /connection/uni_http_stream``)."""
+
+    enabled: bool = Field(False, description="serve /connection/uni_http_stream")
+    max_request_body_size: int = Field(
+        _BODY_SIZE, gt=0, description="largest body of the connecting POST, bytes; beyond, 413"
+    )
+
+
 class TLSConfig(_Section):
     """TLS for a listener: Centrifugo v6's TLS object (the PEM file fields)."""
 
@@ -624,6 +693,20 @@ class Config(BaseSettings):
     channel: ChannelConfig = Field(default_factory=ChannelConfig, description="channels")
     websocket: WebSocketConfig = Field(
         default_factory=WebSocketConfig, description="WebSocket transport"
+    )
+    http_stream: HttpStreamConfig = Field(
+        default_factory=HttpStreamConfig, description="HTTP-streaming transport (emulation)"
+    )
+    sse: SseConfig = Field(default_factory=SseConfig, description="SSE transport (emulation)")
+    emulation: EmulationConfig = Field(
+        default_factory=EmulationConfig, description="the emulation endpoint"
+    )
+    uni_websocket: UniWebSocketConfig = Field(
+        default_factory=UniWebSocketConfig, description="unidirectional WebSocket"
+    )
+    uni_sse: UniSseConfig = Field(default_factory=UniSseConfig, description="unidirectional SSE")
+    uni_http_stream: UniHttpStreamConfig = Field(
+        default_factory=UniHttpStreamConfig, description="unidirectional HTTP streaming"
     )
     demo: DemoConfig = Field(default_factory=DemoConfig, description="demo page")
     http_api: HttpApiConfig = Field(default_factory=HttpApiConfig, description="server API")

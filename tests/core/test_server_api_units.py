@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.core.fakes import FakeVerifier, connect, frame, make_config
+from tests.core.fakes import FakeTransport, FakeVerifier, connect, frame, make_config
 from wirehub import Node
 from wirehub.core.glob import compile_glob
+from wirehub.protocol.framing import HTTP_STREAM_JSON, SSE_JSON
 from wirehub.protocol.protobuf_codec import PROTOBUF_CODEC
 
 pytestmark = pytest.mark.anyio
@@ -91,6 +92,31 @@ async def test_deliveries_are_counted_per_fan_out_with_their_bytes() -> None:
         assert sample(node, SENT, **PUB) == 4
         pb_size = sample(node, SIZE, **PUB) - 3 * json_size
         assert 0 < pb_size < json_size  # the Protobuf copy is counted at its own size
+
+
+async def test_deliveries_are_counted_per_transport() -> None:
+    """A fan-out to WebSocket, HTTP-streaming and SSE subscribers counts each transport's
+    deliveries under its own label, at its own framed size."""
+    async with make_node() as node:
+        ws, _ = await connect(node, "user:1")
+        clients = [ws]
+        for user, codec in (("user:2", HTTP_STREAM_JSON), ("user:3", SSE_JSON)):
+            transport = FakeTransport()  # records frames; these are not read as JSON here
+            client = node.attach(transport, codec)
+            client.handle_frame(frame({"connect": {"token": user}, "id": 1}))
+            await transport.wait_for(lambda t=transport: bool(t.frames))
+            clients.append(client)
+        for client in clients:
+            await node.subscribe("room:1", client=client.id)
+        await node.publish("room:1", {"n": 1})
+        json_size = len(b'{"push":{"channel":"room:1","pub":{"data":{"n":1}}}}')
+        for transport, size in (
+            ("websocket", json_size),
+            ("http_stream", json_size + 1),
+            ("sse", json_size + len(b"data: \n\n")),
+        ):
+            labels = {**PUB, "transport": transport}
+            assert (sample(node, SENT, **labels), sample(node, SIZE, **labels)) == (1, size)
 
 
 async def test_two_nodes_keep_separate_registries() -> None:

@@ -12,6 +12,10 @@ does inside it surely happens while the client is cut off::
         with proxy.down():
             await node.publish(...)  # missed by the client
         # the SDK reconnects through the proxy now
+
+With several target ports it is a round-robin balancer: each new connection goes to
+the next target, and to the one after when that refuses it (a dead node), as a load
+balancer with passive health checks does; ``connections_to`` counts them by port.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from types import TracebackType
 from typing import Self
@@ -60,9 +65,15 @@ class TcpProxy:
     """Listens on 127.0.0.1 and a free port; forwards each connection to
     ``target_host:target_port``."""
 
-    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+    def __init__(self, target_port: int | Sequence[int], target_host: str = "127.0.0.1") -> None:
         self.target_host = target_host
-        self.target_port = target_port
+        ports = [target_port] if isinstance(target_port, int) else list(target_port)
+        self.target_port = ports[0]
+        """Where connections go (with one target; set it to move the proxy)."""
+        self.round_robin = ports if len(ports) > 1 else None
+        self._next = 0
+        self.connections_to: Counter[int] = Counter()
+        """Connections forwarded, by target port."""
         self.port = 0
         self.accepted = 0
         """Connections accepted so far (refused ones included)."""
@@ -128,11 +139,11 @@ class TcpProxy:
         if self._refusing:
             _reset(writer)
             return
-        try:
-            up_reader, up_writer = await asyncio.open_connection(self.target_host, self.target_port)
-        except OSError:
+        upstream = await self._connect_upstream()
+        if upstream is None:
             _reset(writer)
             return
+        up_reader, up_writer = upstream
         pair = _Pair(writer, up_writer)
         if self._refusing:  # went down while connecting to the target
             pair.reset()
@@ -142,6 +153,23 @@ class TcpProxy:
             task = asyncio.create_task(self._pump(source, sink, pair))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    async def _connect_upstream(
+        self,
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        ports = [self.target_port]
+        if self.round_robin is not None:
+            start, count = self._next, len(self.round_robin)
+            self._next = (start + 1) % count
+            ports = [self.round_robin[(start + i) % count] for i in range(count)]
+        for port in ports:
+            try:
+                upstream = await asyncio.open_connection(self.target_host, port)
+            except OSError:
+                continue
+            self.connections_to[port] += 1
+            return upstream
+        return None
 
     async def _pump(
         self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, pair: _Pair

@@ -54,9 +54,8 @@ def targets(node: Node, target: Target) -> list[Client]:
         if target.client:
             clients = [c for c in clients if c.id == target.client]
     if target.session:
-        # Sessions belong to emulation transports, which wirehub does not have yet:
-        # no connection has a session to match.
-        clients = []
+        # Only emulation and unidirectional connections have a session.
+        clients = [c for c in clients if c.session == target.session]
     return [c for c in clients if not c.closed]
 
 

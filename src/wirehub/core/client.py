@@ -26,7 +26,13 @@ Rules (``centrifugo-protocol.md`` §3, §8):
    do (rule 3 bounds them: one reply beyond the threshold at most); a reply to history,
    presence or RPC larger than ``queue_max_size`` is replaced by error 106.
 6. Every ``ping_interval`` the server sends a ping; the pong is due within
-   ``pong_timeout``, else 3012.
+   ``pong_timeout``, else 3012. Unidirectional connections are pinged and never
+   asked for a pong.
+7. Emulation and unidirectional connections have a ``session``, a random secret
+   distinct from the client id (which others see in presence and join/leave): the
+   emulation endpoint finds a connection by it. Their connect result names it (and,
+   for emulation, the node). A unidirectional connection's failed connect is a
+   disconnect (:func:`~wirehub.core.unidirectional.unidirectional_disconnect`).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import secrets
 import time
 import uuid
 from collections.abc import Mapping
@@ -48,6 +55,7 @@ from wirehub.core.limits import check_user_connections
 from wirehub.core.metrics import command_method, reply_type
 from wirehub.core.payload import EMPTY, to_raw
 from wirehub.core.subscriptions import ChannelContext
+from wirehub.core.unidirectional import unidirectional_disconnect
 from wirehub.errors import (
     DISCONNECT_BAD_REQUEST,
     DISCONNECT_EXPIRED,
@@ -123,6 +131,7 @@ class Client:
         "_conn_info",
         "_connect_failed",
         "_drain_waiter",
+        "_emulation",
         "_expire_at",
         "_expire_timer",
         "_flush_scheduled",
@@ -138,11 +147,13 @@ class Client:
         "_settings",
         "_stale_timer",
         "_task",
+        "_unidirectional",
         "_writable",
         "channels",
         "codec",
         "id",
         "metric_labels",
+        "session",
         "state",
         "transport",
         "user",
@@ -152,6 +163,11 @@ class Client:
         self.id = str(uuid.uuid4())
         self.codec = codec
         self.transport = transport
+        info = transport.info
+        self._emulation = info.emulation
+        self._unidirectional = info.unidirectional
+        self.session = secrets.token_urlsafe(24) if self._emulation or self._unidirectional else ""
+        """The secret an emulation endpoint request names (empty on WebSocket)."""
         self.user = ""
         self.state = ClientState.CONNECTING
         self.channels: dict[str, ChannelContext] = {}
@@ -191,6 +207,11 @@ class Client:
         return self.state is ClientState.CLOSED
 
     @property
+    def reading_paused(self) -> bool:
+        """Whether the transport was told to stop reading (too many commands waiting)."""
+        return self._reading_paused
+
+    @property
     def info(self) -> ClientInfo:
         """This client as others see it, without channel info."""
         return ClientInfo(user=self.user, client=self.id, conn_info=self._conn_info or EMPTY)
@@ -207,11 +228,18 @@ class Client:
             logger.info("client %s sent a bad frame: %s", self.id, exc)
             self.disconnect(DISCONNECT_BAD_REQUEST)
             return
+        self.handle_commands(commands, len(frame))
+
+    def handle_commands(self, commands: list[Command], size: int = 0) -> None:
+        """Take commands the transport decoded itself (``size``: their frame's bytes, for
+        metrics); they run in order, later."""
+        if self.state is ClientState.CLOSED:
+            return
         self._inbox.extend(commands)
         metrics = self._node.metrics
         if metrics is not None:
             methods = (command_method(command) for command in commands)
-            metrics.frames_received(self.transport.info.name, methods, len(frame))
+            metrics.frames_received(self.transport.info.name, methods, size)
         if len(self._inbox) > _INBOX_HIGH and not self._reading_paused:
             self._reading_paused = True
             self.transport.pause_reading()
@@ -356,7 +384,7 @@ class Client:
         metrics = self._node.metrics
         if metrics is not None:
             metrics.sent(self.transport.info.name, "server_ping", len(self.codec.ping))
-        if self._pong_timer is None:
+        if self._pong_timer is None and not self._unidirectional:
             self._pong_timer = self._node.loop.call_later(
                 self._settings.pong_timeout, self._on_no_pong
             )
@@ -459,6 +487,9 @@ class Client:
         # traceback would grow with every raise and pin frames in memory.
         exc.__traceback__ = None
         exc.__context__ = None
+        if self._unidirectional:
+            self.disconnect(unidirectional_disconnect(exc))
+            return
         if command.id == 0:
             return
         error = Error(code=exc.code, message=exc.message, temporary=exc.temporary)
@@ -536,6 +567,8 @@ class Client:
         try:
             credentials, data, channels = await self._node.authenticate(self, request)
             expire_at = expiry.clamp_expire_at(credentials.expire_at)  # bad: nothing done yet
+            if self._unidirectional and request.subs:
+                channels = self._requested_channels(channels, request.subs, credentials.user)
         except Exception:
             # The SDK closes and retries; any further command from here is a 3501.
             self._connect_failed = True
@@ -580,6 +613,16 @@ class Client:
             await self._node.after_subscribe(self, channel)
         await self._node.notify_connect(self)
 
+    def _requested_channels(
+        self, channels: tuple[str, ...], subs: Mapping[str, SubscribeRequest], user: str
+    ) -> tuple[str, ...]:
+        """A unidirectional client names channels in its connect request's ``subs``: they
+        are subscribed server-side if the namespace rules let the user subscribe (else
+        the connect fails: 103, 102)."""
+        for channel in subs:
+            self._node.rules.check_subscribe(_channel(channel), user)
+        return tuple(dict.fromkeys((*channels, *subs)))
+
     async def _subscribe_server_side(
         self,
         channels: tuple[str, ...],
@@ -617,7 +660,9 @@ class Client:
             data=data or EMPTY,
             subs=subs or None,
             ping=self._settings.ping_interval,
-            pong=True,
+            pong=not self._unidirectional,
+            session=self.session,
+            node=self._node.id if self._emulation else "",
         )
 
     def _set_expiry(self, expire_at: float | None) -> int | None:

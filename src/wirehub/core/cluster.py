@@ -20,6 +20,12 @@ Rules:
    default); a node that leaves (shutdown) meanwhile is no longer waited for. A
    missing or failed answer fails the whole survey.
 5. Anything undecodable is logged (truncated) and dropped.
+6. :meth:`Cluster.ask` is a survey of one node (``centrifuge_emulation``, the routing
+   of emulation requests): published to that node alone, answered by it, or failed by
+   the timeout; a node forgotten meanwhile raises :class:`NodeGone`. Ops registered
+   with :meth:`Cluster.register` are answered by their handler in a task of their own,
+   in arrival order but outside the queue of rule 2, so a slow one never holds up the
+   others.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -59,7 +65,9 @@ __all__ = [
     "STALE_AFTER",
     "SURVEY_TIMEOUT",
     "Cluster",
+    "NodeGone",
     "SurveyError",
+    "SurveyHandler",
 ]
 
 logger = logging.getLogger("wirehub.cluster")
@@ -77,6 +85,15 @@ Action = SubscribeCommand | UnsubscribeCommand | DisconnectCommand | RefreshComm
 
 class SurveyError(Exception):
     """A survey could not complete: a node did not answer in time, or answered an error."""
+
+
+class NodeGone(SurveyError):
+    """The node asked left the cluster (shutdown, or no heartbeat) before answering."""
+
+
+SurveyHandler = Callable[[bytes], Awaitable[bytes]]
+"""Answers one survey op: the request's data in, the answer's data out (a ``ValueError``
+answers "invalid request", any other exception "internal")."""
 
 
 @dataclass
@@ -116,6 +133,7 @@ class Cluster:
         self._surveys: dict[int, _Survey] = {}
         self._survey_ids = itertools.count(1)
         self._inbox: asyncio.Queue[ControlMessage] | None = None
+        self._handlers: dict[str, SurveyHandler] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started_at = 0.0
 
@@ -252,6 +270,60 @@ class Cluster:
                 metrics.survey_duration.labels(op).observe(time.perf_counter() - started)
         return {uid: _answer_data(op, uid, answer) for uid, answer in answers.items()}
 
+    def register(self, op: str, handler: SurveyHandler) -> None:
+        """Answer the survey ``op`` with ``handler`` (see the module's rule 6)."""
+        self._handlers[op] = handler
+
+    def knows(self, node_id: str) -> bool:
+        """Whether ``node_id`` is this node or one heard of lately."""
+        return node_id in self._registry
+
+    async def ask(self, node_id: str, op: str, data: bytes = b"") -> bytes:
+        """Ask one other node; return its answer.
+
+        Raises:
+            NodeGone: the node left before answering.
+            SurveyError: it did not answer within ``survey_timeout``, or failed.
+            ValueError: it found the request invalid.
+        """
+        started = time.perf_counter()
+        survey_id = next(self._survey_ids)
+        survey = _Survey(waiting={node_id})
+        self._surveys[survey_id] = survey
+        try:
+            request = SurveyRequest(uid=self.id, id=survey_id, op=op, data=_raw(data))
+            await self._publish(request, node_id)
+            try:
+                async with asyncio.timeout(self.survey_timeout):
+                    await survey.done.wait()
+            except TimeoutError:
+                raise SurveyError(f"survey {op!r}: no answer from node {node_id}") from None
+        finally:
+            del self._surveys[survey_id]
+            metrics = self._node.metrics
+            if metrics is not None:
+                metrics.survey_duration.labels(op).observe(time.perf_counter() - started)
+        answer = survey.answers.get(node_id)
+        if answer is None:
+            raise NodeGone(f"survey {op!r}: node {node_id} left")
+        return _answer_data(op, node_id, answer)
+
+    async def _answer_registered(self, message: SurveyRequest) -> None:
+        handler = self._handlers[message.op]
+        try:
+            answer = self._response(message.id, _OK, await handler(bytes(message.data)))
+        except asyncio.CancelledError:
+            raise
+        except ValueError as exc:
+            answer = self._response(message.id, _INVALID, msgspec.json.encode(str(exc)))
+        except Exception:
+            logger.exception("survey %r failed here", message.op)
+            answer = self._response(message.id, _INTERNAL)
+        try:
+            await self._publish(answer, message.uid)
+        except Exception as exc:
+            logger.warning("could not answer a %r survey: %s", message.op, exc)
+
     def _answer(self, op: str, data: bytes) -> SurveyResponse:
         try:
             if op == "channels":
@@ -299,6 +371,8 @@ class Cluster:
             survey = self._surveys.get(message.id)
             if survey is not None:
                 survey.answered(message.uid, message)
+        elif isinstance(message, SurveyRequest) and message.op in self._handlers:
+            self._run(self._answer_registered(message))
         else:
             try:
                 self._inbox.put_nowait(message)

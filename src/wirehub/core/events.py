@@ -51,13 +51,20 @@ class TransportInfo:
     """What a transport tells the core about one connection."""
 
     name: str
-    """``"websocket"`` today; ``"sse"``, ``"http_stream"`` later."""
+    """``"websocket"``, ``"http_stream"``, ``"sse"``, ``"uni_websocket"``, ``"uni_sse"``
+    or ``"uni_http_stream"``."""
     protocol: str
-    """The codec in use: ``"json"`` or ``"protobuf"``."""
+    """The protocol spoken: ``"json"`` or ``"protobuf"``."""
     remote: str = ""
     """Peer address as ``host:port``, for logs."""
     headers: Mapping[str, str] = field(default_factory=dict)
     """Request headers, looked up case-insensitively (cookies included, for cookie auth)."""
+    emulation: bool = False
+    """A stream whose client sends its commands with ``POST /emulation`` (HTTP-streaming,
+    SSE): the connect result names the session and the node."""
+    unidirectional: bool = False
+    """A push-only connection: no commands after connect, no pongs; a failed connect is
+    a disconnect."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,7 @@ from wirehub.protocol.types import ClientInfo, Join, Leave, Publication, Push, R
 if TYPE_CHECKING:
     from wirehub.core.client import Client
     from wirehub.core.delta import DeltaCache
-    from wirehub.core.metrics import CounterChild, HubCounters
+    from wirehub.core.metrics import HubMetrics
     from wirehub.core.tags_filter import TagsFilter
     from wirehub.protocol.codec import Codec
 
@@ -80,6 +80,9 @@ class _Encoder:
 class Hub:
     def __init__(self) -> None:
         self._clients: dict[str, Client] = {}
+        self._sessions: dict[str, Client] = {}
+        """Emulation and unidirectional connections by session (the secret their
+        emulation requests name)."""
         self._users: dict[str, set[Client]] = {}
         self._plain: dict[str, set[Client]] = {}
         self._positioned: dict[str, dict[Client, StreamPosition]] = {}
@@ -87,7 +90,7 @@ class Hub:
         """None: publications may have been lost while this client was recovering."""
         self._variants: dict[str, ChannelVariants] = {}
         self._join_leave: dict[str, set[Client]] = {}
-        self.metrics: HubCounters | None = None
+        self.metrics: HubMetrics | None = None
         """Counters of deliveries, added to once per fan-out (None: not counted)."""
         self.delta_cache: DeltaCache | None = None
         """Deltas computed for live fan-out, shared with recoveries (None: not kept)."""
@@ -96,12 +99,16 @@ class Hub:
 
     def add(self, client: Client) -> None:
         self._clients[client.id] = client
+        if client.session:
+            self._sessions[client.session] = client
         self._users.setdefault(client.user, set()).add(client)
 
     def remove(self, client: Client) -> list[str]:
         """Forget ``client``; return the channels it left empty on this node."""
         if self._clients.pop(client.id, None) is None:
             return []
+        if client.session:
+            self._sessions.pop(client.session, None)
         connections = self._users.get(client.user)
         if connections is not None:
             connections.discard(client)
@@ -114,6 +121,10 @@ class Hub:
 
     def client(self, client_id: str) -> Client | None:
         return self._clients.get(client_id)
+
+    def session(self, session: str) -> Client | None:
+        """The connected client of an emulation or unidirectional ``session``."""
+        return self._sessions.get(session)
 
     def user_clients(self, user: str) -> list[Client]:
         return list(self._users.get(user, ()))
@@ -249,13 +260,13 @@ class Hub:
             _fan_out(clients, encoder)
             reached = len(clients)
             if metrics is not None:
-                _count(metrics.publication, metrics.publication_size, clients, encoder)
+                _count(metrics, "publication", clients, encoder)
         positioned = self._positioned.get(channel)
         if positioned:
             delivered = self._deliver_positioned(channel, positioned, encoder, position)
             reached += len(delivered)
             if metrics is not None:
-                _count(metrics.publication, metrics.publication_size, delivered, encoder)
+                _count(metrics, "publication", delivered, encoder)
         size = 0
         variants = self._variants.get(channel)
         if variants is not None:
@@ -270,8 +281,8 @@ class Hub:
             reached += outcome.delivered
             size = outcome.size
             if metrics is not None:
-                metrics.publication.value += outcome.delivered
-                metrics.publication_size.value += outcome.bytes
+                for codec, (count, sent) in outcome.per_codec.items():
+                    _add(metrics, "publication", codec, count, sent)
                 metrics.tags_filter_dropped.value += outcome.dropped
         recovering = self._recovering.get(channel)
         if recovering:
@@ -324,14 +335,14 @@ class Hub:
         sent = self._broadcast_to(channel, reply)
         metrics = self.metrics
         if sent is not None and metrics is not None:
-            _count(metrics.join, metrics.join_size, *sent)
+            _count(metrics, "join", *sent)
 
     def broadcast_leave(self, channel: str, info: ClientInfo) -> None:
         reply = Reply(push=Push(channel=channel, leave=Leave(info=info)))
         sent = self._broadcast_to(channel, reply)
         metrics = self.metrics
         if sent is not None and metrics is not None:
-            _count(metrics.leave, metrics.leave_size, *sent)
+            _count(metrics, "leave", *sent)
 
     def _broadcast_to(
         self, channel: str, reply: Reply
@@ -359,18 +370,29 @@ def _deliver(client: Client, encoder: _Encoder) -> None:
     client.enqueue(encoder.get(client.codec))
 
 
-def _count(
-    count: CounterChild, size: CounterChild, clients: Sequence[Client], encoder: _Encoder
-) -> None:
-    """Add one fan-out's deliveries and bytes: per fan-out, not per delivery, unless
-    subscribers of several protocols shared it (then their bytes differ)."""
+def _count(metrics: HubMetrics, kind: str, clients: Sequence[Client], encoder: _Encoder) -> None:
+    """Add one fan-out's deliveries (``kind``: publication, join or leave) and bytes: per
+    fan-out, not per delivery, unless subscribers of several codecs (so transports)
+    shared it."""
     if not clients:
         return
-    count.value += len(clients)
     if encoder.encodings == 1:
-        size.value += len(clients) * len(encoder.get(clients[0].codec))
-    else:
-        size.value += sum(len(encoder.get(client.codec)) for client in clients)
+        codec = clients[0].codec
+        _add(metrics, kind, codec, len(clients), len(clients) * len(encoder.get(codec)))
+        return
+    by_codec: dict[str, tuple[Codec, int]] = {}
+    for client in clients:
+        codec = client.codec
+        _, count = by_codec.get(codec.name, (codec, 0))
+        by_codec[codec.name] = (codec, count + 1)
+    for codec, count in by_codec.values():
+        _add(metrics, kind, codec, count, count * len(encoder.get(codec)))
+
+
+def _add(metrics: HubMetrics, kind: str, codec: Codec, count: int, size: int) -> None:
+    counters = metrics.counters(codec.transport)
+    getattr(counters, kind).value += count
+    getattr(counters, kind + "_size").value += size
 
 
 def _discard(index: MutableMapping[str, Any], channel: str, client: Client) -> None:

@@ -36,6 +36,7 @@ __all__ = [
     "CounterChild",
     "CounterFamily",
     "HubCounters",
+    "HubMetrics",
     "NodeMetrics",
     "command_method",
     "reply_type",
@@ -160,23 +161,37 @@ class HubCounters:
         "leave_size",
         "publication",
         "publication_size",
-        "tags_filter_dropped",
     )
 
-    def __init__(
-        self,
-        sent: CounterFamily,
-        sent_size: CounterFamily,
-        transport: str,
-        dropped: CounterFamily,
-    ) -> None:
-        self.tags_filter_dropped = dropped.labels("")
+    def __init__(self, sent: CounterFamily, sent_size: CounterFamily, transport: str) -> None:
         self.publication = sent.labels(transport, "push_publication", "")
         self.publication_size = sent_size.labels(transport, "push_publication", "")
         self.join = sent.labels(transport, "push_join", "")
         self.join_size = sent_size.labels(transport, "push_join", "")
         self.leave = sent.labels(transport, "push_leave", "")
         self.leave_size = sent_size.labels(transport, "push_leave", "")
+
+
+class HubMetrics:
+    """:class:`HubCounters` by transport, made on first use."""
+
+    __slots__ = ("_by_transport", "_sent", "_sent_size", "tags_filter_dropped")
+
+    def __init__(
+        self, sent: CounterFamily, sent_size: CounterFamily, dropped: CounterFamily
+    ) -> None:
+        self._sent = sent
+        self._sent_size = sent_size
+        self._by_transport: dict[str, HubCounters] = {}
+        self.tags_filter_dropped = dropped.labels("")
+        """Publications a tags filter held back (any transport)."""
+
+    def counters(self, transport: str) -> HubCounters:
+        counters = self._by_transport.get(transport)
+        if counters is None:
+            counters = HubCounters(self._sent, self._sent_size, transport)
+            self._by_transport[transport] = counters
+        return counters
 
 
 class NodeMetrics:
@@ -200,9 +215,8 @@ class NodeMetrics:
         self.join_received = self.messages_received.labels("join", "")
         self.leave_received = self.messages_received.labels("leave", "")
         self.control_received = self.messages_received.labels("control", "")
-        # Every transport is a WebSocket today (wirehub's own, or the ASGI one).
-        self.hub = HubCounters(
-            self.transport_sent, self.transport_sent_size, "websocket", self.tags_filter_dropped
+        self.hub = HubMetrics(
+            self.transport_sent, self.transport_sent_size, self.tags_filter_dropped
         )
         self._command_durations: dict[str, Histogram] = {}
 

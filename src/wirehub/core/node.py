@@ -34,6 +34,7 @@ from wirehub.core.channels import ChannelRules
 from wirehub.core.client import Client
 from wirehub.core.cluster import Cluster
 from wirehub.core.delta import DeltaCache
+from wirehub.core.emulation import EmulationRouter
 from wirehub.core.events import (
     ConnectEvent,
     ConnectHandler,
@@ -207,6 +208,8 @@ class Node(ServerAPI):
         self.controller = _controller(broker, controller or engine_controller)
         """Carries control messages to the other nodes (in-process only: nowhere)."""
         self.cluster = Cluster(self, self.controller, name=_node_name(self.config))
+        self.emulation = EmulationRouter(self)
+        """Delivers emulation requests to the node owning their session."""
 
     # Handlers, usable as decorators.
 

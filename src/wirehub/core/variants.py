@@ -56,17 +56,29 @@ Encode = Callable[["Codec"], bytes]
 class Outcome:
     """What one fan-out to a channel's variant subscribers did."""
 
-    __slots__ = ("bytes", "delivered", "dropped", "size")
+    __slots__ = ("dropped", "per_codec", "size")
 
     def __init__(self) -> None:
-        self.delivered = 0
-        self.bytes = 0
-        """Bytes queued, summed over subscribers."""
+        self.per_codec: dict[Codec, list[int]] = {}
+        """Deliveries and bytes queued, per codec (so per transport, for metrics)."""
         self.size = 0
         """The largest message made for delta subscribers (filtered ones get the hub's
         own encoding, whose size the hub knows)."""
         self.dropped = 0
         """Deliveries a tags filter held back."""
+
+    @property
+    def delivered(self) -> int:
+        return sum(count for count, _ in self.per_codec.values())
+
+    def tally(self, codec: Codec, sent: int, size: int) -> None:
+        """Count ``sent`` deliveries of ``size`` bytes in all to ``codec``'s clients."""
+        entry = self.per_codec.get(codec)
+        if entry is None:
+            self.per_codec[codec] = [sent, size]
+        else:
+            entry[0] += sent
+            entry[1] += size
 
 
 def _step(
@@ -114,7 +126,7 @@ class FilterGroup:
         outcome: Outcome,
     ) -> None:
         matched = self.filter.match(publication.tags)
-        sent = size = 0
+        tally = outcome.tally
         positioned = self.positioned
         for client, last in tuple(positioned.items()):
             if _step(channel, client, last, position):
@@ -122,20 +134,16 @@ class FilterGroup:
                 if matched:
                     data = encode(client.codec)
                     client.enqueue(data)
-                    sent += 1
-                    size += len(data)
+                    tally(client.codec, 1, len(data))
                 else:
                     outcome.dropped += 1
         if matched:
             for client in tuple(self.plain):
                 data = encode(client.codec)
                 client.enqueue(data)
-                sent += 1
-                size += len(data)
+                tally(client.codec, 1, len(data))
         else:
             outcome.dropped += len(self.plain)
-        outcome.delivered += sent
-        outcome.bytes += size
 
 
 class DeltaGroup:
@@ -192,8 +200,8 @@ class DeltaGroup:
         self.base, self.base_position = (payload, position) if offset else (None, None)
         encoder = _DeltaEncoder(publication, payload, delta, channel)
         # The loops are the hot path of delta channels: kept inline, one codec look-up
-        # per subscriber, counted once at the end.
-        sent = size = 0
+        # per subscriber.
+        tally = outcome.tally
         positioned, holding = self.positioned, self.holding
         epoch = position.epoch
         for client, last in tuple(positioned.items()):
@@ -209,8 +217,7 @@ class DeltaGroup:
                 holding.add(client)
                 data = encoder.full(client.codec)
             client.enqueue(data)
-            sent += 1
-            size += len(data)
+            tally(client.codec, 1, len(data))
         plain = self.plain
         held_now = position if offset else None
         for client, held in tuple(plain.items()):
@@ -220,10 +227,7 @@ class DeltaGroup:
             else:
                 data = encoder.full(client.codec)
             client.enqueue(data)
-            sent += 1
-            size += len(data)
-        outcome.delivered += sent
-        outcome.bytes += size
+            tally(client.codec, 1, len(data))
         outcome.size = max(outcome.size, encoder.largest)
 
 

@@ -24,6 +24,12 @@ class Codec(Protocol):
         ...
 
     @property
+    def transport(self) -> str:
+        """The transport whose framing this codec writes (a metrics label):
+        ``"websocket"`` for the plain JSON and Protobuf codecs."""
+        ...
+
+    @property
     def binary(self) -> bool:
         """Whether frames go out as binary (Protobuf) or text (JSON) WebSocket messages."""
         ...

@@ -34,6 +34,7 @@ class JsonCodec:
     """Newline-delimited JSON, the protocol's default encoding."""
 
     name: Final = "json"
+    transport: Final = "websocket"
     binary: Final = False
     ping: Final = b"{}"
 

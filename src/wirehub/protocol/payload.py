@@ -13,8 +13,9 @@ Rules (``centrifugo-protocol.md`` §1.2, ``centrifugo-server-side.md`` §4.3):
    which centrifuge-python hits), and nesting at most :data:`MAX_JSON_DEPTH` deep
    (independent of the stack depth at which it is checked, so a check made later,
    anywhere, gives the same answer).
-3. A JSON payload is stored without raw newlines: in valid JSON they are
-   insignificant whitespace, and ``\\n`` separates the messages of a JSON frame.
+3. A JSON payload is stored without raw line breaks (``\\n``, ``\\r``): in valid JSON
+   they are insignificant whitespace; ``\\n`` separates the messages of a JSON frame,
+   and either ends a line of an SSE event.
 4. :func:`check_payload` is the one function that decides; anything that validates a
    payload (publish, the server API, proxies, a broker reading foreign data) calls it.
 
@@ -75,7 +76,9 @@ def check_payload(data: bytes, data_format: str = "json") -> bytes:
     # Counting brackets is cheap and bounds the depth; walk the value only when needed.
     if data.count(b"[") + data.count(b"{") > MAX_JSON_DEPTH and _too_deep(value):
         raise PayloadError(f"data is nested deeper than {MAX_JSON_DEPTH} levels")
-    return data.replace(b"\n", b"") if b"\n" in data else data
+    if b"\n" in data:
+        data = data.replace(b"\n", b"")
+    return data.replace(b"\r", b"") if b"\r" in data else data
 
 
 def _too_deep(value: object) -> bool:

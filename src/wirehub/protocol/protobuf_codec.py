@@ -29,9 +29,11 @@ from wirehub.protocol.types import (
     EMPTY_RAW,
     ClientInfo,
     Command,
+    Connect,
     ConnectRequest,
     ConnectResult,
     Disconnect,
+    EmulationRequest,
     Error,
     FilterNode,
     HistoryRequest,
@@ -65,7 +67,13 @@ from wirehub.protocol.types import (
     UnsubscribeResult,
 )
 
-__all__ = ["MAX_DEPTH", "PROTOBUF_CODEC", "ProtobufCodec"]
+__all__ = [
+    "MAX_DEPTH",
+    "PROTOBUF_CODEC",
+    "ProtobufCodec",
+    "decode_emulation_request",
+    "encode_message",
+]
 
 # Field kinds.
 _UINT = "uint"  # varint: uint32, uint64, int32/int64 (two's complement), bool
@@ -183,6 +191,24 @@ _SCHEMA: Final[dict[type[msgspec.Struct], tuple[Field, ...]]] = {
     ),
     UnsubscribeResult: (),
     PublishResult: (),
+    Connect: (
+        (1, "client", _STR, None),
+        (2, "version", _STR, None),
+        (3, "data", _BYTES, None),
+        (4, "subs", _MAP_MSG, SubscribeResult),
+        (5, "expires", _BOOL, None),
+        (6, "ttl", _UINT, None),
+        (7, "ping", _UINT, None),
+        (8, "pong", _BOOL, None),
+        (9, "session", _STR, None),
+        (10, "node", _STR, None),
+        (11, "time", _UINT, None),
+    ),
+    EmulationRequest: (
+        (1, "node", _STR, None),
+        (2, "session", _STR, None),
+        (3, "data", _BYTES, None),
+    ),
     Join: ((1, "info", _MSG, ClientInfo),),
     Leave: ((1, "info", _MSG, ClientInfo),),
     Unsubscribe: ((2, "code", _UINT, None), (3, "reason", _STR, None)),
@@ -219,6 +245,7 @@ _SCHEMA: Final[dict[type[msgspec.Struct], tuple[Field, ...]]] = {
         (7, "unsubscribe", _MSG, Unsubscribe),
         (8, "message", _MSG, Message),
         (9, "subscribe", _MSG, Subscribe),
+        (10, "connect", _MSG, Connect),
         (11, "disconnect", _MSG, Disconnect),
         (12, "refresh", _MSG, Refresh),
     ),
@@ -441,10 +468,27 @@ def _to_int(cls: type[msgspec.Struct], attr: str, raw: int) -> int:
     return raw
 
 
+def decode_emulation_request(body: bytes) -> EmulationRequest:
+    """The Protobuf body of ``POST /emulation`` (not length-prefixed).
+
+    Raises:
+        ProtocolError: the body is not an ``EmulationRequest``.
+    """
+    result: EmulationRequest = _decode(EmulationRequest, body, 0, len(body))
+    return result
+
+
+def encode_message(message: msgspec.Struct) -> bytes:
+    """One message of the schema, without a length prefix (``Push`` on uni_grpc-like
+    streams, ``EmulationRequest`` in tests)."""
+    return _encode(message)
+
+
 class ProtobufCodec:
     """Varint-delimited Protobuf, the ``centrifuge-protobuf`` subprotocol."""
 
     name: Final = "protobuf"
+    transport: Final = "websocket"
     binary: Final = True
     ping: Final = b"\x00"
 

@@ -24,9 +24,11 @@ __all__ = [
     "EMPTY_RAW",
     "ClientInfo",
     "Command",
+    "Connect",
     "ConnectRequest",
     "ConnectResult",
     "Disconnect",
+    "EmulationRequest",
     "Error",
     "FilterNode",
     "HistoryRequest",
@@ -321,6 +323,22 @@ class Disconnect(_Message, frozen=True):
     reason: str = ""
 
 
+class Connect(_Message, frozen=True):
+    """Push: the connect result of a unidirectional connection (its first message)."""
+
+    client: str = ""
+    version: str = ""
+    data: Raw = EMPTY_RAW
+    subs: dict[str, SubscribeResult] | None = None
+    expires: bool = False
+    ttl: Uint32 = 0
+    ping: Uint32 = 0
+    pong: bool = False
+    session: str = ""
+    node: str = ""
+    time: Int64 = 0
+
+
 class Push(_Message, frozen=True):
     channel: str = ""
     pub: Publication | None = None
@@ -329,6 +347,7 @@ class Push(_Message, frozen=True):
     unsubscribe: Unsubscribe | None = None
     message: Message | None = None
     subscribe: Subscribe | None = None
+    connect: Connect | None = None
     disconnect: Disconnect | None = None
     refresh: Refresh | None = None
 
@@ -349,3 +368,17 @@ class Reply(_Message, frozen=True):
     rpc: RPCResult | None = None
     refresh: RefreshResult | None = None
     sub_refresh: SubRefreshResult | None = None
+
+
+# Emulation (HTTP-streaming and SSE clients' commands, ``POST /emulation``).
+
+
+class EmulationRequest(_Message, frozen=True):
+    """The body of ``POST /emulation``: commands for the session ``session`` on the node
+    ``node``. ``data`` is the commands as a frame of the session's protocol (JSON: the
+    newline-joined command text, carried as a JSON string; Protobuf: the
+    varint-delimited commands)."""
+
+    node: str = ""
+    session: str = ""
+    data: Raw = EMPTY_RAW

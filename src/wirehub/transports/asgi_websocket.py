@@ -18,16 +18,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from wirehub.core.events import TransportInfo
 from wirehub.errors import Disconnect
-from wirehub.transports.admission import Admission
-from wirehub.transports.head import HeadLimits, check_scope, head_limits
+from wirehub.protocol.codes import DisconnectCode
+from wirehub.protocol.errors import ProtocolError
+from wirehub.protocol.framing import UNI_WEBSOCKET
+from wirehub.protocol.types import Disconnect as DisconnectPush, Push, Reply
+from wirehub.transports.asgi_http import CONNECT_PARAM, query_value
+from wirehub.transports.door import Door, request_headers
 from wirehub.transports.headers import keep_headers
-from wirehub.transports.logtext import LogThrottle, shown
-from wirehub.transports.origin import OriginCheck
 from wirehub.transports.websocket import select_codec, select_subprotocol
 
 if TYPE_CHECKING:
@@ -35,17 +36,16 @@ if TYPE_CHECKING:
 
     from wirehub.core.client import Client
     from wirehub.core.node import Node
+    from wirehub.protocol.codec import Codec
 
     Scope = MutableMapping[str, Any]
     Message = MutableMapping[str, Any]
     Receive = Callable[[], Awaitable[Message]]
     Send = Callable[[Message], Awaitable[None]]
 
-__all__ = ["AsgiWebSocketTransport", "Door", "serve_websocket"]
+__all__ = ["AsgiWebSocketTransport", "serve_uni_websocket", "serve_websocket"]
 
 logger = logging.getLogger("wirehub.websocket")
-_refused_log = LogThrottle(logger)
-_no_origin_log = LogThrottle(logger, interval=60.0)
 
 # Bytes handed to the ASGI server but not yet sent, before the client is told to hold
 # its output (and to disconnect as slow once its own bounded queue fills).
@@ -58,11 +58,23 @@ _CLOSE_TIMEOUT = 5.0
 class AsgiWebSocketTransport:
     """The core's :class:`Transport` over an ASGI ``send`` callable."""
 
-    def __init__(self, send: Send, info: TransportInfo, *, binary: bool = False) -> None:
+    def __init__(
+        self,
+        send: Send,
+        info: TransportInfo,
+        *,
+        binary: bool = False,
+        uni_codec: Codec | None = None,
+        join_pushes: bool = False,
+    ) -> None:
         self.client: Client | None = None
         self._send = send
         self._info = info
         self._binary = binary
+        # uni_websocket: a disconnect push before the close frame, and one push per
+        # message unless they may be joined.
+        self._uni_codec = uni_codec
+        self._split = uni_codec is not None and not join_pushes
         self._frames: deque[bytes] = deque()
         self._pending = 0
         self._paused = False
@@ -89,6 +101,11 @@ class AsgiWebSocketTransport:
         if self._close is None:
             self._close = disconnect
             self._wakeup.set()
+            if self._uni_codec is not None and disconnect.code != DisconnectCode.SLOW:
+                push = Push(
+                    disconnect=DisconnectPush(code=disconnect.code, reason=disconnect.reason)
+                )
+                self._frames.append(self._uni_codec.encode_reply(Reply(push=push)))
 
     @property
     def closing(self) -> bool:
@@ -109,6 +126,9 @@ class AsgiWebSocketTransport:
                 frame = self._frames.popleft()
                 if self._binary:
                     await self._send({"type": "websocket.send", "bytes": frame})
+                elif self._split:
+                    for line in frame.split(b"\n"):
+                        await self._send({"type": "websocket.send", "text": line.decode()})
                 else:
                     await self._send({"type": "websocket.send", "text": frame.decode()})
                 self._pending -= len(frame)
@@ -127,47 +147,23 @@ class AsgiWebSocketTransport:
             self.client.resume_writing()
 
 
-@dataclass(frozen=True, slots=True)
-class Door:
-    """What an ASGI WebSocket must pass before it is accepted, and what it keeps."""
-
-    origins: OriginCheck
-    admission: Admission
-    limits: HeadLimits
-    kept_headers: frozenset[str]
-
-    @classmethod
-    def for_node(cls, node: Node, admission: Admission | None = None) -> Door:
-        client = node.config.client
-        return cls(
-            origins=OriginCheck(client.allowed_origins, allow_missing=client.allow_no_origin),
-            admission=admission or Admission.for_node(node),
-            limits=head_limits(node.config.server),
-            kept_headers=frozenset(client.transport_headers),
-        )
-
-
 async def serve_websocket(
     node: Node, door: Door, scope: Scope, receive: Receive, send: Send
 ) -> None:
     """Run one ASGI WebSocket connection against ``node``.
 
-    Before accepting, as the standalone path: the request head's limits (431/414:
-    here the host server parsed it, so they bound what it hands over, not what it
-    read), the node's connection limits (503 with ``Retry-After``), the origin against
-    the address the connection arrived on (``scope["server"]``, ``wss`` meaning TLS)
-    (403). A refusal is an HTTP response when the server supports the ASGI denial
-    response extension (uvicorn does), else a close before accepting (uvicorn: 403).
+    Before accepting, as the standalone path: :meth:`Door.check` (head limits 431/414,
+    connection limits 503, origin 403). A refusal is an HTTP response when the server
+    supports the ASGI denial response extension (uvicorn does), else a close before
+    accepting (uvicorn: 403).
     """
     if (await receive())["type"] != "websocket.connect":
         return
-    raw = scope.get("headers") or []
-    pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
-    origins = [v for k, v in pairs if k.lower() == "origin"]
-    refusal = _refusal(door, scope, origins)
+    refusal = door.check(scope, kind="a WebSocket")
     if refusal is not None:
-        await _deny(scope, send, *refusal)
+        await _deny(scope, send, refusal.status, refusal.reason, refusal.headers)
         return
+    pairs = request_headers(scope)
     subprotocol = select_subprotocol(scope.get("subprotocols") or ())
     codec = select_codec(subprotocol, scope.get("query_string", b"").decode("latin-1"))
     await send({"type": "websocket.accept", "subprotocol": subprotocol})
@@ -188,36 +184,70 @@ async def serve_websocket(
         await asyncio.gather(writer, return_exceptions=True)
 
 
-def _refusal(
-    door: Door, scope: Scope, origins: list[str]
-) -> tuple[int, str, list[tuple[str, str]]] | None:
-    """Status, reason and headers of a refusal, or ``None`` to accept."""
-    too_large = check_scope(scope, door.limits)
-    if too_large is not None:
-        _refused_log.log(
-            logging.INFO, "refused a WebSocket from %s: %s", _client(scope), too_large.reason
-        )
-        return too_large.status, too_large.reason, []
-    refusal = door.admission.check()
+async def serve_uni_websocket(
+    node: Node, door: Door, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Run one unidirectional WebSocket connection (``centrifugo-server-side.md`` §8):
+    the connect request from the query's ``cf_connect`` (checked before the upgrade:
+    400) or else the first message (3501 if it does not decode), pushes only, one per
+    message unless ``uni_websocket.join_push_messages``; what the client sends later is
+    read and dropped."""
+    if (await receive())["type"] != "websocket.connect":
+        return
+    refusal = door.check(scope, kind="a uni_websocket")
     if refusal is not None:
-        return refusal.status, refusal.text, refusal.headers
-    server = scope.get("server")
-    local = (str(server[0]), int(server[1])) if server and server[1] is not None else None
-    tls = scope.get("scheme") == "wss"
-    origin = origins[0] if len(origins) == 1 else None
-    if len(origins) <= 1 and door.origins.allows(origin, local, tls=tls):
-        if origin is None:
-            _no_origin_log.log(
-                logging.INFO,
-                "allowed a WebSocket without Origin from %s (client.allow_no_origin)",
-                _client(scope),
-            )
-        return None
-    shown_origins = shown(", ".join(origins)) if origins else "missing"
-    _refused_log.log(
-        logging.INFO, "refused a WebSocket from %s: origin %s", _client(scope), shown_origins
+        await _deny(scope, send, refusal.status, refusal.reason, refusal.headers)
+        return
+    try:
+        query = query_value(scope, CONNECT_PARAM)
+        commands = None if query is None else UNI_WEBSOCKET.decode_commands(query.encode())
+    except (ValueError, ProtocolError):
+        await _deny(scope, send, 400, "invalid connect request", [])
+        return
+    await send({"type": "websocket.accept"})
+    client_addr = scope.get("client")
+    remote = f"{client_addr[0]}:{client_addr[1]}" if client_addr else ""
+    headers = keep_headers(request_headers(scope), door.kept_headers)
+    info = TransportInfo("uni_websocket", "json", remote, headers, unidirectional=True)
+    config = node.config.uni_websocket
+    transport = AsgiWebSocketTransport(
+        send, info, uni_codec=UNI_WEBSOCKET, join_pushes=config.join_push_messages
     )
-    return 403, "Origin not allowed", []
+    client = transport.client = node.attach(transport, UNI_WEBSOCKET)
+    if commands is not None:
+        client.handle_commands(commands)
+    writer = asyncio.create_task(transport.run_writer())
+    try:
+        await _read_uni(transport, client, receive, config.message_size_limit, commands is None)
+    finally:
+        client.transport_closed()
+        if transport.closing:
+            await asyncio.wait({writer}, timeout=_CLOSE_TIMEOUT)
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+
+
+async def _read_uni(
+    transport: AsgiWebSocketTransport,
+    client: Client,
+    receive: Receive,
+    limit: int,
+    awaiting_connect: bool,
+) -> None:
+    while True:
+        message = await receive()
+        if message["type"] != "websocket.receive":
+            return
+        if not awaiting_connect:
+            continue  # read only to see the connection end
+        data = message.get("bytes")
+        if data is None:
+            data = (message.get("text") or "").encode()
+        if len(data) > limit:
+            transport.close(Disconnect(1009, "message too big"))
+            return
+        awaiting_connect = False
+        client.handle_frame(data)
 
 
 async def _deny(
@@ -235,11 +265,6 @@ async def _deny(
     ]
     await send({"type": "websocket.http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "websocket.http.response.body", "body": body})
-
-
-def _client(scope: Scope) -> str:
-    client = scope.get("client")
-    return f"{client[0]}:{client[1]}" if client else "?"
 
 
 async def _read(

@@ -26,6 +26,14 @@ Rules:
    responses in order): until they are sent, reading stops and what arrives is dropped.
 5. After a WebSocket upgrade, bytes that came after the head go to the WebSocket
    protocol (uvicorn would drop them), and this object lets go of the request.
+6. Every HTTP request's scope carries the extension :data:`STREAM_EXTENSION`, a
+   :class:`StreamControl` for wirehub's streaming responses (HTTP-streaming, SSE):
+   once the response head is sent, the stream writes its chunks straight to the
+   connection (no ASGI message, no task per write) and hears when the socket's buffer
+   fills and drains; it can close the connection, or abort it (a reader that stopped
+   reading, 3008: its buffers are freed, nothing more is sent); and it hears of the
+   server's shutdown, so that a stream ends with 3001 at once rather than holding the
+   shutdown up.
 
 What this relies on in uvicorn's ``HttpToolsProtocol`` (pinned by
 ``tests/transports/test_http_limits.py``): its constructor; ``data_received`` feeding
@@ -41,6 +49,7 @@ from __future__ import annotations
 import asyncio
 import http
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -51,7 +60,47 @@ from wirehub.transports.logtext import LogThrottle
 if TYPE_CHECKING:
     from wirehub.config import ServerConfig
 
-__all__ = ["HttpProtocol", "make_http_protocol_class"]
+__all__ = ["STREAM_EXTENSION", "HttpProtocol", "StreamControl", "make_http_protocol_class"]
+
+STREAM_EXTENSION = "wirehub.stream"
+"""The ASGI scope extension holding the request's :class:`StreamControl`."""
+
+
+class StreamControl:
+    """What a streaming response may ask of the connection it is sent on.
+
+    Writing is for a response whose head went out with chunked transfer coding (no
+    ``Content-Length``): the caller writes whole chunks, the last one included, then
+    closes the connection; uvicorn sees a client that went away.
+    """
+
+    __slots__ = ("_transport", "on_pause", "on_resume", "on_shutdown")
+
+    def __init__(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        self.on_shutdown: Callable[[], None] | None = None
+        """Called once when the server begins to shut down (set by the stream)."""
+        self.on_pause: Callable[[], None] | None = None
+        """Called when the socket's buffer is full (``pause_writing``)."""
+        self.on_resume: Callable[[], None] | None = None
+        """Called when it drained (``resume_writing``)."""
+
+    @property
+    def closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def write(self, data: bytes) -> None:
+        """Write bytes of the response body, as they are (chunk framing included)."""
+        self._transport.write(data)
+
+    def close(self) -> None:
+        """Close the connection once what was written is sent."""
+        self._transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection now, and whatever it still had to send."""
+        self._transport.abort()
+
 
 logger = logging.getLogger("wirehub.http")
 
@@ -88,6 +137,7 @@ class HttpProtocol(HttpToolsProtocol):
         self._body_left: int | None = 0
         self._head_timer: asyncio.TimerHandle | None = None
         self._deferred: tuple[int, str] | None = None  # a refusal waiting its turn
+        self._stream: StreamControl | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -104,7 +154,31 @@ class HttpProtocol(HttpToolsProtocol):
         while pos < end and not self.transport.is_closing():
             pos = self._receive_head(data, pos) if self._in_head else self._receive_body(data, pos)
 
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        stream = self._stream
+        if stream is not None and stream.on_pause is not None:
+            stream.on_pause()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        stream = self._stream
+        if stream is not None and stream.on_resume is not None:
+            stream.on_resume()
+
+    def shutdown(self) -> None:
+        stream = self._stream
+        if stream is not None and stream.on_shutdown is not None:
+            on_shutdown, stream.on_shutdown = stream.on_shutdown, None
+            on_shutdown()
+        super().shutdown()
+
     # Parser callbacks (called from within the parser, during _feed).
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._stream = StreamControl(self.transport)
+        self.scope["extensions"] = {STREAM_EXTENSION: self._stream}  # type: ignore[dict-item]
 
     def on_headers_complete(self) -> None:
         self._body_left = _body_length(self.headers)
@@ -163,6 +237,7 @@ class HttpProtocol(HttpToolsProtocol):
         # refer to each other, so break the cycle rather than wait for the collector.
         self.parser = None  # type: ignore[assignment]
         self.scope = self.headers = None  # type: ignore[assignment]
+        self._stream = None
         if rest:
             protocol.data_received(rest)
 

@@ -43,6 +43,16 @@ Rules:
    (RSV1) frame on a connection that negotiated no extension is a 1002 (B7).
 8. After a close frame is sent, the peer has :data:`CLOSE_TIMEOUT` seconds to answer
    before the socket is dropped.
+9. ``/connection/uni_websocket`` (when ``uni_websocket.enabled``), unidirectional
+   (``centrifugo-server-side.md`` §8): the connect request comes from the query's
+   ``cf_connect``, checked before the upgrade (400), or else from the first message
+   (3501 if it does not decode), bounded by ``uni_websocket.message_size_limit``
+   (1009); later messages are read and dropped. Pushes only, one per text frame
+   (several joined by ``\n`` with ``uni_websocket.join_push_messages``); a
+   ``disconnect`` push precedes the close frame. Besides the ``{}`` pushes, a
+   WebSocket ping frame every ``client.ping_interval``; a peer that sent nothing at all
+   (not even the pong browsers send by themselves) for ``ping_interval +
+   pong_timeout`` is closed with 3012.
 """
 
 from __future__ import annotations
@@ -66,10 +76,15 @@ from websockets.typing import BytesLike, Subprotocol
 
 from wirehub.core.client import ClientState
 from wirehub.core.events import TransportInfo
-from wirehub.errors import DISCONNECT_SHUTDOWN, Disconnect
+from wirehub.errors import DISCONNECT_NO_PONG, DISCONNECT_SHUTDOWN, Disconnect
+from wirehub.protocol.codes import DisconnectCode
+from wirehub.protocol.errors import ProtocolError
+from wirehub.protocol.framing import UNI_WEBSOCKET
 from wirehub.protocol.json_codec import JSON_CODEC
 from wirehub.protocol.protobuf_codec import PROTOBUF_CODEC
+from wirehub.protocol.types import Command, Disconnect as DisconnectPush, Push, Reply
 from wirehub.transports.admission import Admission
+from wirehub.transports.asgi_http import CONNECT_PARAM
 from wirehub.transports.forwarded import TrustedProxies
 from wirehub.transports.headers import keep_headers
 from wirehub.transports.logtext import LogThrottle, shown
@@ -89,6 +104,7 @@ __all__ = [
     "JSON_SUBPROTOCOL",
     "MAX_FRAGMENTS",
     "PROTOBUF_SUBPROTOCOL",
+    "UNI_ENDPOINT",
     "WebSocketProtocol",
     "make_protocol_class",
     "select_codec",
@@ -98,6 +114,7 @@ __all__ = [
 logger = logging.getLogger("wirehub.websocket")
 
 ENDPOINT = "/connection/websocket"
+UNI_ENDPOINT = "/connection/uni_websocket"
 CLOSE_TIMEOUT = 5.0
 MAX_FRAGMENTS = 4096
 JSON_SUBPROTOCOL = Subprotocol("centrifuge-json")
@@ -127,12 +144,14 @@ def make_protocol_class(
     this class keeps its own.
     """
     client = node.config.client
+    uni = node.config.uni_websocket
     return type(
         "BoundWebSocketProtocol",
         (WebSocketProtocol,),
         {
             "node": node,
             "path": path,
+            "uni_path": UNI_ENDPOINT if uni.enabled else None,
             "origins": OriginCheck(client.allowed_origins, allow_missing=client.allow_no_origin),
             "extensions": _extensions(node.config.websocket),
             "admission": admission or Admission.for_node(node),
@@ -207,6 +226,7 @@ class WebSocketProtocol(asyncio.Protocol):
 
     node: ClassVar[Node]
     path: ClassVar[str]
+    uni_path: ClassVar[str | None] = None
     origins: ClassVar[OriginCheck]
     admission: ClassVar[Admission]
     kept_headers: ClassVar[frozenset[str]] = frozenset()
@@ -224,9 +244,13 @@ class WebSocketProtocol(asyncio.Protocol):
         "_fragment_count",
         "_fragments",
         "_info",
+        "_last_read",
+        "_ping_timer",
         "_pre_connect",
         "_through_websockets",
         "_transport",
+        "_uni",
+        "_uni_connect",
         "_utf8",
         "_ws",
     )
@@ -252,6 +276,11 @@ class WebSocketProtocol(asyncio.Protocol):
         self._utf8: codecs.IncrementalDecoder | None = None
         self._closing = False
         self._close_timer: asyncio.TimerHandle | None = None
+        # uni_websocket: waiting for the connect request in a message; liveness.
+        self._uni = False
+        self._uni_connect = False
+        self._last_read = 0.0
+        self._ping_timer: asyncio.TimerHandle | None = None
 
     # asyncio.Protocol.
 
@@ -261,7 +290,9 @@ class WebSocketProtocol(asyncio.Protocol):
         self._connections.add(self)
 
     def data_received(self, data: bytes) -> None:
-        if self._pre_connect and self._client is not None:
+        if self._uni:
+            self._last_read = self.node.loop.time()
+        elif self._pre_connect and self._client is not None:
             self._leave_pre_connect()
         self._ws.receive_data(data)
         for event in self._ws.events_received():
@@ -301,6 +332,9 @@ class WebSocketProtocol(asyncio.Protocol):
         self._connections.discard(self)
         if self._close_timer is not None:
             self._close_timer.cancel()
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
+            self._ping_timer = None
         if self._client is not None:
             self._client.transport_closed()
 
@@ -329,6 +363,14 @@ class WebSocketProtocol(asyncio.Protocol):
         # _closing covers every state but OPEN once a client exists (see data_received).
         if self._closing or self._transport is None:
             return
+        if self._uni and b"\n" in data and not self.node.config.uni_websocket.join_push_messages:
+            for line in data.split(b"\n"):  # one push per message
+                self._write_message(line)
+            return
+        self._write_message(data)
+
+    def _write_message(self, data: bytes) -> None:
+        assert self._transport is not None
         if self._through_websockets:
             self._write_through_websockets(data)
             return
@@ -350,6 +392,12 @@ class WebSocketProtocol(asyncio.Protocol):
     def close(self, disconnect: Disconnect) -> None:
         if self._closing or self._transport is None:
             return
+        if self._uni and disconnect.code != DisconnectCode.SLOW and self._ws.state is State.OPEN:
+            push = Push(disconnect=DisconnectPush(code=disconnect.code, reason=disconnect.reason))
+            self._write_message(UNI_WEBSOCKET.encode_reply(Reply(push=push)))
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
+            self._ping_timer = None
         self._closing = True
         if self._ws.state is State.OPEN:
             self._ws.send_close(disconnect.code, disconnect.reason)
@@ -373,7 +421,9 @@ class WebSocketProtocol(asyncio.Protocol):
         # get_all: Headers.get raises on a repeated header, and nothing may raise here
         # (uvicorn calls us before handing over the transport; we would leak).
         origins, hosts = headers.get_all("Origin"), headers.get_all("Host")
-        if path != self.path:
+        uni = path == self.uni_path
+        connect: list[Command] | None = None
+        if path != self.path and not uni:
             response = self._ws.reject(404, "Not Found\n")
         elif len(hosts) > 1:
             response = self._ws.reject(400, "More than one Host header\n")
@@ -383,10 +433,15 @@ class WebSocketProtocol(asyncio.Protocol):
                 response.headers[name] = value
         elif not self._origin_allowed(origins):
             response = self._ws.reject(403, "Origin not allowed\n")
+        elif uni and (connect := _uni_connect(request.path.partition("?")[2])) is _BAD_CONNECT:
+            response = self._ws.reject(400, "invalid connect request\n")
         else:
             response = self._accept(request)
         self._ws.send_response(response)
         if response.status_code != 101:
+            return
+        if uni:
+            self._start_uni(request, connect)
             return
         codec = select_codec(self._ws.subprotocol, request.path.partition("?")[2])
         self._first_byte = _FIN_BINARY if codec.binary else _FIN_TEXT
@@ -399,6 +454,42 @@ class WebSocketProtocol(asyncio.Protocol):
         )
         self._client = self.node.attach(self, codec)
         _restart_frame_parser(self._ws)
+
+    def _start_uni(self, request: Request, connect: list[Command] | None) -> None:
+        self._uni = True
+        self._pre_connect = False
+        self._ws.max_message_size = self.node.config.uni_websocket.message_size_limit
+        self._through_websockets = bool(self._ws.extensions)
+        self._info = TransportInfo(
+            name="uni_websocket",
+            protocol="json",
+            remote=self._remote(request.headers.get_all("X-Forwarded-For")),
+            headers=keep_headers(request.headers.raw_items(), self.kept_headers),
+            unidirectional=True,
+        )
+        client = self._client = self.node.attach(self, UNI_WEBSOCKET)
+        _restart_frame_parser(self._ws)
+        if connect is None:
+            self._uni_connect = True
+        else:
+            client.handle_commands(connect)
+        loop = self.node.loop
+        self._last_read = loop.time()
+        self._ping_timer = loop.call_later(self.node.config.client.ping_interval, self._uni_ping)
+
+    def _uni_ping(self) -> None:
+        """A ping frame; a peer silent since the last one plus ``pong_timeout`` is gone."""
+        settings = self.node.config.client
+        loop = self.node.loop
+        if loop.time() - self._last_read > settings.ping_interval + settings.pong_timeout:
+            self._ping_timer = None
+            if self._client is not None:
+                self._client.disconnect(DISCONNECT_NO_PONG)
+            return
+        if self._ws.state is State.OPEN:
+            self._ws.send_ping(b"")
+            self._send_pending()
+        self._ping_timer = loop.call_later(settings.ping_interval, self._uni_ping)
 
     def _accept(self, request: Request) -> Response:
         response = self._ws.accept(request)
@@ -473,8 +564,14 @@ class WebSocketProtocol(asyncio.Protocol):
             except UnicodeDecodeError:
                 self._fail(1007, "invalid UTF-8")
                 return
-        if self._client is not None:
-            self._client.handle_frame(data)
+        if self._client is None:
+            return
+        if self._uni:
+            if self._uni_connect:  # the connect request; then nothing is read any more
+                self._uni_connect = False
+                self._client.handle_frame(data)
+            return
+        self._client.handle_frame(data)
 
     def _fail(self, code: int, reason: str) -> None:
         self._closing = True
@@ -493,6 +590,27 @@ class WebSocketProtocol(asyncio.Protocol):
             else:
                 # websockets asks for EOF: the server ends the TCP connection.
                 transport.close()
+
+
+_BAD_CONNECT: list[Command] = []
+
+
+def _uni_connect(query: str) -> list[Command] | None:
+    """The connect command of a uni_websocket's ``cf_connect``, ``None`` without one,
+    :data:`_BAD_CONNECT` when it does not decode."""
+    if not query:
+        return None
+    value = None
+    try:
+        for name, item in parse_qsl(query, keep_blank_values=True, errors="strict"):
+            if name == CONNECT_PARAM:
+                value = item
+                break
+        if value is None:
+            return None
+        return UNI_WEBSOCKET.decode_commands(value.encode())
+    except (ValueError, ProtocolError):
+        return _BAD_CONNECT
 
 
 def _restart_frame_parser(ws: ServerProtocol) -> None:

@@ -10,6 +10,12 @@
 // token endpoint is down); minReconnectDelay, maxReconnectDelay, timeout (ms); subscribe
 // (channels, or {"channel": ..., <subscription options>}, subscribed before connect());
 // connect (default true).
+// Emulation (HTTP-streaming or SSE instead of WebSocket): transport ("http_stream" or
+// "sse"; url is then that endpoint's http:// URL), emulationEndpoint (absolute URL of
+// POST /emulation), freshConnections (every emulation POST on a connection of its own,
+// so that a round-robin balancer sends them to alternating nodes). SSE uses the
+// `eventsource` package, as Node 20 has no EventSource. Emulation events:
+// stream_open ({transport}: the stream request was made), emulation_post ({status}).
 // Subscription options: token; getTokens (as above, per subscription); joinLeave,
 // recoverable, positioned; minResubscribeDelay, maxResubscribeDelay; delta ("fossil");
 // tagsFilter (a FilterNode object).
@@ -43,6 +49,8 @@
 // End of stdin disconnects and exits.
 
 import { Centrifuge as JsonCentrifuge } from 'centrifuge';
+import { EventSource } from 'eventsource';
+import http from 'node:http';
 import WebSocket from 'ws';
 import { emit, errorFields, serveCommands } from './driver.mjs';
 
@@ -125,7 +133,52 @@ if (options.getTokenFails) {
   config.getToken = tokenSource(options.getTokens, () => emit('get_token'));
 }
 
-const centrifuge = new Centrifuge(options.url, config);
+// POST /emulation on a TCP connection of its own (Connection: close); the SDK reads only
+// the status of these responses.
+function postAlone(url, init) {
+  return new Promise((resolve, reject) => {
+    const headers = { ...(init.headers ?? {}), Connection: 'close' };
+    const body = init.body ?? '';
+    const request = http.request(url, { method: 'POST', headers, agent: false }, (response) => {
+      response.resume();
+      response.on('end', () => resolve({ status: response.statusCode, ok: response.statusCode < 300 }));
+    });
+    request.on('error', reject);
+    if (init.signal) init.signal.addEventListener('abort', () => request.destroy(new Error('aborted')));
+    request.end(typeof body === 'string' ? body : Buffer.from(body));
+  });
+}
+
+function observedFetch(url, init = {}) {
+  const target = String(url);
+  if (target === options.emulationEndpoint) {
+    const sent = options.freshConnections ? postAlone(target, init) : fetch(url, init);
+    return sent.then((response) => {
+      emit('emulation_post', { status: response.status });
+      return response;
+    });
+  }
+  emit('stream_open', { transport: 'http_stream' });
+  return fetch(url, init);
+}
+
+class ObservedEventSource extends EventSource {
+  constructor(...args) {
+    super(...args);
+    emit('stream_open', { transport: 'sse' });
+  }
+}
+
+let endpoint = options.url;
+if (options.transport) {
+  endpoint = [{ transport: options.transport, endpoint: options.url }];
+  config.emulationEndpoint = options.emulationEndpoint;
+  config.fetch = observedFetch;
+  config.eventsource = ObservedEventSource;
+  delete config.websocket;
+}
+
+const centrifuge = new Centrifuge(endpoint, config);
 
 centrifuge.on('state', (ctx) => emit('state', { old: ctx.oldState, new: ctx.newState }));
 centrifuge.on('connecting', (ctx) => emit('connecting', { code: ctx.code, reason: ctx.reason }));
