@@ -133,6 +133,32 @@ async def test_disconnect_reaches_the_users_connections_on_the_other_node() -> N
         assert not other_user.closed
 
 
+async def test_send_reaches_the_users_connections_on_the_other_node() -> None:
+    async with two_nodes() as (_, first, second):
+        _, here = await connect(first, "user:7")
+        _, there = await connect(second, "user:7")
+        _, other_user = await connect(second, "user:8")
+        _, by_id = await connect(second, "user:9")
+        assert first.send({"n": 1}, user="7") == 1  # the local count; no waiting
+        assert await here.next_message() == {"push": {"message": {"data": {"n": 1}}}}
+        assert await there.next_message() == {"push": {"message": {"data": {"n": 1}}}}
+        client_id = second.hub.user_clients("9")[0].id
+        assert first.send("by id", client=client_id) == 0
+        assert await by_id.next_message() == {"push": {"message": {"data": "by id"}}}
+        assert not other_user.unread
+
+
+async def test_a_failed_send_to_other_nodes_is_logged_and_delivered_here(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with two_nodes() as (bus, first, _):
+        _, transport = await connect(first, "user:3")
+        bus.fail = ConnectionError("redis is down")
+        assert first.send([1], user="3") == 1
+        assert await transport.next_message() == {"push": {"message": {"data": [1]}}}
+        await eventually(lambda: "could not send SendCommand" in caplog.text)
+
+
 async def test_subscribe_and_unsubscribe_on_the_other_node() -> None:
     async with two_nodes() as (_, first, second):
         client, transport = await connect(second, "user:5")

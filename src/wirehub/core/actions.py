@@ -1,4 +1,5 @@
-"""Server actions on this node's connections: subscribe, unsubscribe, disconnect, refresh.
+"""Server actions on this node's connections: subscribe, unsubscribe, disconnect, refresh,
+send.
 
 Each applies one control command (:mod:`wirehub.core.control`) to the local
 connections it targets, and returns how many it acted on. The origin node calls them
@@ -19,8 +20,10 @@ from wirehub.core.subscriptions import subscribe as subscribe_channel
 from wirehub.errors import DISCONNECT_EXPIRED, ClientError, Disconnect
 from wirehub.protocol.codes import UnsubscribeCode
 from wirehub.protocol.types import (
+    Message,
     Publication,
     Push,
+    Reply,
     Subscribe as SubscribePush,
     SubscribeRequest,
     Unsubscribe,
@@ -31,13 +34,14 @@ if TYPE_CHECKING:
     from wirehub.core.control import (
         DisconnectCommand,
         RefreshCommand,
+        SendCommand,
         SubscribeCommand,
         Target,
         UnsubscribeCommand,
     )
     from wirehub.core.node import Node
 
-__all__ = ["disconnect", "refresh", "subscribe", "targets", "unsubscribe"]
+__all__ = ["disconnect", "refresh", "send", "subscribe", "targets", "unsubscribe"]
 
 logger = logging.getLogger("wirehub.node")
 
@@ -153,4 +157,18 @@ def refresh(node: Node, command: RefreshCommand) -> int:
             client.disconnect(DISCONNECT_EXPIRED)
         else:
             client.server_refresh(command.expire_at or None, command.info or None)
+    return len(chosen)
+
+
+def send(node: Node, command: SendCommand) -> int:
+    """A ``message`` push, encoded once per protocol among the targeted connections."""
+    chosen = targets(node, command.target)
+    reply = Reply(push=Push(message=Message(data=command.data)))
+    encoded: dict[str, bytes] = {}
+    for client in chosen:
+        codec = client.codec
+        frame = encoded.get(codec.name)
+        if frame is None:
+            frame = encoded[codec.name] = codec.encode_reply(reply)
+        client.enqueue(frame)
     return len(chosen)

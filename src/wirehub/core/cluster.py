@@ -46,6 +46,7 @@ from wirehub.core.control import (
     DisconnectCommand,
     NodeInfo,
     RefreshCommand,
+    SendCommand,
     Shutdown,
     SubscribeCommand,
     SurveyRequest,
@@ -80,7 +81,7 @@ INBOX_SIZE = 4096
 # Survey answer codes (Centrifugo's): 0 fine, 1 internal, 2 invalid request, 3 unknown op.
 _OK, _INTERNAL, _INVALID, _UNKNOWN_OP = 0, 1, 2, 3
 
-Action = SubscribeCommand | UnsubscribeCommand | DisconnectCommand | RefreshCommand
+Action = SubscribeCommand | UnsubscribeCommand | DisconnectCommand | RefreshCommand | SendCommand
 
 
 class SurveyError(Exception):
@@ -239,6 +240,18 @@ class Cluster:
         """Publish ``action`` to every node, then apply it here; the local count."""
         await self._publish(action)
         return await _apply(self._node, action)
+
+    def tell(self, action: Action) -> None:
+        """Publish ``action`` to the other nodes in the background (the caller applied
+        it locally); a failure to publish is logged."""
+        if self._inbox is not None:
+            self._run(self._tell(action))
+
+    async def _tell(self, action: Action) -> None:
+        try:
+            await self._publish(action)
+        except Exception as exc:
+            logger.warning("could not send %s to other nodes: %s", type(action).__name__, exc)
 
     async def survey(self, op: str, data: bytes = b"") -> dict[str, bytes]:
         """Ask every node; return each node's answer by node id.
@@ -415,6 +428,8 @@ async def _apply(node: Node, action: ControlMessage) -> int:
         return actions.disconnect(node, action)
     if isinstance(action, RefreshCommand):
         return actions.refresh(node, action)
+    if isinstance(action, SendCommand):
+        return actions.send(node, action)
     raise TypeError(f"not an action: {type(action).__name__}")
 
 

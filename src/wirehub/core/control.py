@@ -25,6 +25,7 @@ __all__ = [
     "DisconnectCommand",
     "NodeInfo",
     "RefreshCommand",
+    "SendCommand",
     "Shutdown",
     "SubscribeCommand",
     "SurveyRequest",
@@ -112,6 +113,13 @@ class RefreshCommand(_Control, frozen=True, tag="refresh"):
     info: Raw = EMPTY_RAW
 
 
+class SendCommand(_Control, frozen=True, tag="send"):
+    """A ``message`` push (``node.send``): ``data`` is JSON, checked by the sender."""
+
+    target: Target
+    data: Raw
+
+
 ControlMessage = (
     NodeInfo
     | Shutdown
@@ -121,6 +129,7 @@ ControlMessage = (
     | UnsubscribeCommand
     | DisconnectCommand
     | RefreshCommand
+    | SendCommand
 )
 
 _encoder: Final = msgspec.json.Encoder()

@@ -59,7 +59,7 @@ from wirehub.core.flusher import TickFlusher
 from wirehub.core.hub import Hub
 from wirehub.core.limits import CommandLimiter
 from wirehub.core.metrics import NodeMetrics
-from wirehub.core.payload import EMPTY, payload, to_raw
+from wirehub.core.payload import EMPTY, to_raw
 from wirehub.core.positions import PositionChecker
 from wirehub.core.presence import keep_presence
 from wirehub.core.publish import check_protocol, client_publish
@@ -89,13 +89,10 @@ from wirehub.protocol.types import (
     ConnectRequest,
     HistoryRequest,
     HistoryResult,
-    Message,
     PresenceResult,
     PresenceStatsResult,
     Publication,
     PublishRequest,
-    Push,
-    Reply,
     RPCRequest,
     RPCResult,
     StreamPosition,
@@ -338,31 +335,6 @@ class Node(ServerAPI):
         return self._flusher
 
     # Server API: publish, subscribe, history, ... come from ServerAPI (server_api.py).
-
-    def send(self, data: Any, *, client: str | None = None, user: str | None = None) -> int:
-        """Push a ``message`` to one connection, or to every connection of ``user`` on
-        this node; return how many got it.
-
-        Raises:
-            InvalidPayload: ``data`` is not JSON every client can parse (a ValueError).
-        """
-        targets = self._targets("send", client, user)
-        reply = Reply(push=Push(message=Message(data=payload(data))))
-        encoded: dict[str, bytes] = {}
-        for target in targets:
-            codec = target.codec
-            if codec.name not in encoded:
-                encoded[codec.name] = codec.encode_reply(reply)
-            target.enqueue(encoded[codec.name])
-        return len(targets)
-
-    def _targets(self, method: str, client: str | None, user: str | None) -> list[Client]:
-        if (client is None) == (user is None):
-            raise TypeError(f"{method}() takes exactly one of client= or user=")
-        if client is not None:
-            found = self.hub.client(client)
-            return [found] if found is not None else []
-        return self.hub.user_clients(user or "")
 
     @property
     def num_clients(self) -> int:

@@ -6,7 +6,7 @@ One implementation behind the HTTP API (:mod:`wirehub.api`), the in-process API
 inherits these methods; their targeting and error semantics are Centrifugo's
 (``centrifugo-server-side.md`` §4.3, §1.13):
 
-- actions on connections (subscribe, unsubscribe, disconnect, refresh) target a user's
+- actions on connections (subscribe, unsubscribe, disconnect, refresh, send) target a user's
   connections (``""``: the anonymous ones) on every node, narrowed by ``client``;
 - reads (history, presence) go to the shared broker and presence manager;
 - ``channels`` asks every node (a survey, 10 s at most); ``info`` reads the registry
@@ -28,16 +28,18 @@ from msgspec import Raw
 
 from wirehub.brokers.base import HistoryOptions, HistoryPage, PresenceStats, PublishOptions
 from wirehub.config import NamespaceOptions
+from wirehub.core import actions
 from wirehub.core.control import (
     DisconnectCommand,
     NodeInfo,
     RefreshCommand,
+    SendCommand,
     SubscribeCommand,
     Target,
     UnsubscribeCommand,
 )
 from wirehub.core.glob import compile_glob
-from wirehub.core.payload import EMPTY, encode, to_raw
+from wirehub.core.payload import EMPTY, encode, payload, to_raw
 from wirehub.core.publish import publish
 from wirehub.errors import DISCONNECT_FORCE, ERROR_NOT_AVAILABLE, ClientError, Disconnect
 from wirehub.protocol.codes import ErrorCode
@@ -240,6 +242,25 @@ class ServerAPI:
             whitelist=list(whitelist),
         )
         return await self.cluster.act(command)
+
+    def send(self, data: Any, *, client: str | None = None, user: str | None = None) -> int:
+        """Push a ``message`` (the client's ``on_message`` / ``message`` event) to one
+        connection, or to every connection of ``user`` (``""``: the anonymous ones),
+        on every node. Like Socket.IO's ``emit``, it does not wait: this node's
+        connections get it at once, the other nodes' through the broker in the
+        background. Returns how many connections of this node got it.
+
+        Raises:
+            InvalidPayload: ``data`` is not JSON every client can parse (a ValueError).
+            TypeError: not exactly one of ``client=`` and ``user=``.
+        """
+        if (client is None) == (user is None):
+            raise TypeError("send() takes exactly one of client= or user=")
+        target = Target(user=user, client=client or "")
+        command = SendCommand(uid=self.id, target=target, data=payload(data))
+        count = actions.send(cast("Node", self), command)
+        self.cluster.tell(command)
+        return count
 
     async def refresh(
         self,
