@@ -24,6 +24,7 @@ from tests.interop.helpers import SECRET
 from tests.support.server import ServerProcess, timeout
 from tests.transports.rawhttp import RawStream, request
 from tests.transports.rawws import PING, PONG, TEXT, RawWebSocket
+from tests.transports.test_http_limits import FLOOD, flood
 
 API_KEY = "catalogue-gaps-key"
 LEEWAY = 60
@@ -462,3 +463,26 @@ def test_f5_a_client_that_stops_answering_is_closed_3012_and_freed(
         assert gone_after < timeout(1 + 0.5 + 2.0)  # ping_interval + pong_timeout + slack
         _answer_pings(live, time.monotonic() + 1.5)  # a full ping interval more
         still_serves(live, "room")
+
+
+# A6 on the routes test_http_limits.py does not flood: the streaming transports and
+# /emulation. The head scanner runs before any routing; these show it for each of them.
+
+STREAM_PATHS = [
+    "/connection/http_stream",
+    "/connection/sse",
+    "/connection/uni_http_stream",
+    "/connection/uni_sse",
+    "/emulation",
+]
+
+
+@pytest.mark.parametrize("path", STREAM_PATHS)
+def test_a6_floods_on_the_streaming_routes(port: int, path: str) -> None:
+    sent, status = flood(port, f"POST {path}?cf_connect=".encode())
+    assert status == 414
+    assert sent < FLOOD
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Big: ".encode()
+    sent, status = flood(port, head)
+    assert status == 431
+    assert sent < FLOOD
