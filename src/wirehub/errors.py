@@ -16,6 +16,9 @@ with a precise message; those never reach a client.
 
 from __future__ import annotations
 
+import logging
+import sys
+
 from wirehub.protocol.codes import DisconnectCode, ErrorCode
 from wirehub.protocol.errors import ProtocolError
 from wirehub.protocol.payload import PayloadError
@@ -48,6 +51,7 @@ __all__ = [
     "Disconnect",
     "InvalidPayload",
     "ProtocolError",
+    "log_failure",
 ]
 
 # A WebSocket close reason must fit in a control frame (125 bytes minus the code).
@@ -135,3 +139,14 @@ DISCONNECT_STALE = Disconnect(DisconnectCode.STALE, "stale")
 DISCONNECT_FORCE = Disconnect(DisconnectCode.FORCE_DISCONNECT, "force disconnect")
 DISCONNECT_TOO_MANY_REQUESTS = Disconnect(DisconnectCode.TOO_MANY_REQUESTS, "too many requests")
 DISCONNECT_CONNECTION_LIMIT = Disconnect(DisconnectCode.CONNECTION_LIMIT, "connection limit")
+
+
+def log_failure(logger: logging.Logger, message: str, *args: object) -> None:
+    """Log the exception being handled: a broker that cannot be reached (a connection
+    or timeout error, as while Redis restarts) as one warning line with the error, since
+    every request fails the same way then; anything else with its traceback."""
+    exc = sys.exc_info()[1]
+    if isinstance(exc, (OSError, TimeoutError)):
+        logger.warning(message + ": %s", *args, str(exc) or type(exc).__name__)
+    else:
+        logger.exception(message, *args)

@@ -32,7 +32,7 @@ from msgspec import Raw
 
 from wirehub.api import types as t
 from wirehub.core.node import Node
-from wirehub.errors import MAX_REASON_BYTES, ClientError, Disconnect
+from wirehub.errors import MAX_REASON_BYTES, ClientError, Disconnect, log_failure
 from wirehub.protocol.codes import DisconnectCode, ErrorCode
 from wirehub.protocol.json_codec import json_payload
 from wirehub.protocol.types import Publication
@@ -135,7 +135,7 @@ class ApiExecutor:
         except ApiError:
             raise
         except Exception:
-            logger.exception("api %s failed", method)
+            log_failure(logger, "api %s failed", method)
             raise ApiError(ErrorCode.INTERNAL, "internal server error") from None
 
     async def _batch(self, node: Node, request: t.BatchRequest) -> msgspec.Struct:

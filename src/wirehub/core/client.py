@@ -74,6 +74,7 @@ from wirehub.errors import (
     ERROR_TOO_MANY_REQUESTS,
     ClientError,
     Disconnect,
+    log_failure,
 )
 from wirehub.protocol.codes import DisconnectCode, UnsubscribeCode
 from wirehub.protocol.errors import ProtocolError
@@ -460,7 +461,7 @@ class Client:
         except asyncio.CancelledError:
             raise
         except Exception:
-            logger.exception("client %s: error handling command %d", self.id, command.id)
+            log_failure(logger, "client %s: error handling command %d", self.id, command.id)
             error = ERROR_INTERNAL.code
             self._reply_error(command, ERROR_INTERNAL)
         metrics = self._node.metrics

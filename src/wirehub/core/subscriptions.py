@@ -53,6 +53,7 @@ from wirehub.errors import (
     ERROR_PERMISSION_DENIED,
     ClientError,
     Disconnect,
+    log_failure,
 )
 from wirehub.protocol.codes import DisconnectCode, ErrorCode
 from wirehub.protocol.types import Publication, StreamPosition, SubscribeRequest, SubscribeResult
@@ -148,7 +149,7 @@ async def subscribe(
         try:
             await node.broker.subscribe(channel)
         except Exception:
-            logger.exception("broker failed to subscribe to %s", channel)
+            log_failure(logger, "broker failed to subscribe to %s", channel)
             raise ERROR_INTERNAL from None
     try:
         return await _join(node, client, request, channel, context, grant)
@@ -298,7 +299,7 @@ async def _read_position(
     try:
         page = await node.broker.history(channel, history)
     except Exception:
-        logger.exception("broker failed to read the history of %s", channel)
+        log_failure(logger, "broker failed to read the history of %s", channel)
         raise ERROR_INTERNAL from None
     finally:
         buffered = node.hub.finish_recovering(channel, client)
