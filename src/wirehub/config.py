@@ -654,6 +654,13 @@ class RedisEngineConfig(_Section):
     presence_ttl: Seconds = Field(
         60.0, description="a presence entry not refreshed within this many seconds vanishes"
     )
+    sharded_pub_sub_partitions: int = Field(
+        0,
+        ge=0,
+        le=16384,
+        description="Redis Cluster only: sharded PUB/SUB (SSUBSCRIBE, Redis 7) over this "
+        "many partitions, one PUB/SUB connection each; 0: off. Changing it renames keys",
+    )
 
     @model_validator(mode="after")
     def _one_kind_of_address(self) -> Self:
@@ -665,9 +672,10 @@ class RedisEngineConfig(_Section):
             raise ValueError("sentinel_address needs sentinel_master_name")
         if isinstance(self.address, list) and not self.address:
             raise ValueError("address must name at least one Redis")
-        from wirehub.brokers.redis.addresses import parse_shards
+        from wirehub.brokers.redis.addresses import check_partitions, parse_shards
 
-        parse_shards(self)  # a ValueError names the address it can't understand
+        # A ValueError names the address it can't understand, or that is no Cluster.
+        check_partitions(parse_shards(self), self.sharded_pub_sub_partitions)
         return self
 
 

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 if TYPE_CHECKING:
     from wirehub.config import RedisEngineConfig, RedisTLSConfig
 
-__all__ = ["ShardSpec", "TLSOptions", "parse_shards"]
+__all__ = ["ShardSpec", "TLSOptions", "check_partitions", "parse_shards"]
 
 Kind = Literal["standalone", "cluster", "sentinel"]
 _QUERY_OPTIONS = {"addr", "sentinel_master_name", "tls_enabled", "db"}
@@ -108,6 +108,25 @@ def parse_shards(config: RedisEngineConfig) -> list[ShardSpec]:
         ]
     addresses = [config.address] if isinstance(config.address, str) else config.address
     return [_address(address, base) for address in addresses]
+
+
+def check_partitions(specs: list[ShardSpec], partitions: int) -> None:
+    """Sharded PUB/SUB partitions need every shard to be a Redis Cluster (SSUBSCRIBE
+    lives in a slot; Centrifugo refuses them otherwise too).
+
+    Raises:
+        ValueError: naming the first shard that is not a Cluster.
+    """
+    if partitions < 0:
+        raise ValueError("sharded_pub_sub_partitions must not be negative")
+    if not partitions:
+        return
+    for spec in specs:
+        if spec.kind != "cluster":
+            raise ValueError(
+                f"sharded_pub_sub_partitions needs Redis Cluster (cluster_address or "
+                f"redis+cluster:// addresses): {spec.label!r} is {spec.kind}"
+            )
 
 
 def _group(element: str, base: ShardSpec) -> ShardSpec:

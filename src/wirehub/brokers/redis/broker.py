@@ -7,6 +7,12 @@ published by one script call, which assigns its offset and epoch
 (:mod:`wirehub.brokers.redis.scripts`); every node, this one included, receives it
 over PUB/SUB.
 
+With sharded PUB/SUB (a Redis Cluster with ``sharded_pub_sub_partitions``), a shard's
+channels are spread over its partitions instead, each with a PUB/SUB connection of its
+own (SSUBSCRIBE) to the master owning the partition's slot, and publications go out
+with SPUBLISH: a master sends each only to the connections subscribed on it, where
+classic PUBLISH in a cluster travels to every master.
+
 When a PUB/SUB connection ends, publications of its channels may have been lost on
 their way here: the broker reports those channels with ``handle_gap`` at once, and the
 core makes their positioned subscribers recover once the connection is back.
@@ -34,7 +40,13 @@ from wirehub.brokers.base import (
 from wirehub.brokers.redis import codec
 from wirehub.brokers.redis.codec import MalformedMessage
 from wirehub.brokers.redis.pubsub import PubSub
-from wirehub.brokers.redis.scripts import HISTORY, PUBLISH_HISTORY, PUBLISH_IDEMPOTENT
+from wirehub.brokers.redis.scripts import (
+    HISTORY,
+    PUBLISH_HISTORY,
+    PUBLISH_IDEMPOTENT,
+    SPUBLISH_HISTORY,
+    SPUBLISH_IDEMPOTENT,
+)
 from wirehub.protocol.types import ClientInfo, Publication, StreamPosition
 
 if TYPE_CHECKING:
@@ -99,7 +111,11 @@ class RedisBroker:
         self._shards = shards
         self._handler: BrokerEventHandler | None = None
         self._pubsubs: list[PubSub] = []
-        self._names: list[dict[bytes, str]] = [{} for _ in shards]
+        """Per shard in order: one, or (sharded PUB/SUB) one per partition."""
+        self._first: list[int] = []
+        """Per shard, the index of its first PUB/SUB in ``_pubsubs``."""
+        self._names: list[dict[bytes, str]] = []
+        """Per PUB/SUB: Redis channel -> channel, for what it carries."""
         self._log_limit = _LogLimit()
         self._started = False
 
@@ -111,18 +127,29 @@ class RedisBroker:
         self._started = True
         self._handler = handler
         self._shards.acquire()
-        for index, shard in enumerate(self._shards):
-            self._pubsubs.append(
-                PubSub(
-                    shard.open_connection,
-                    name=shard.label,
-                    on_message=partial(self._on_message, index),
-                    on_lost=partial(self._on_lost, index),
-                    connect_timeout=shard.spec.connect_timeout,
-                    io_timeout=shard.spec.io_timeout,
-                )
-            )
+        for shard in self._shards:
+            self._first.append(len(self._pubsubs))
+            for partition in range(shard.keys.partitions or 1):
+                self._names.append({})
+                self._pubsubs.append(self._pubsub(shard, partition, len(self._pubsubs)))
         await asyncio.gather(*(pubsub.start() for pubsub in self._pubsubs))
+
+    def _pubsub(self, shard: Shard, partition: int, index: int) -> PubSub:
+        common: dict[str, Any] = {
+            "on_message": partial(self._on_message, index),
+            "on_lost": partial(self._on_lost, index),
+            "connect_timeout": shard.spec.connect_timeout,
+            "io_timeout": shard.spec.io_timeout,
+        }
+        if not shard.keys.sharded:
+            return PubSub(shard.open_connection, name=shard.label, **common)
+        return PubSub(
+            shard.partition_opener(partition),
+            name=f"{shard.label} partition {partition}",
+            sharded=True,
+            service=shard.keys.service_channel(partition).encode(),
+            **common,
+        )
 
     async def close(self) -> None:
         if not self._started:
@@ -130,6 +157,7 @@ class RedisBroker:
         self._started = False
         self._handler = None
         pubsubs, self._pubsubs = self._pubsubs, []
+        self._first, self._names = [], []
         await asyncio.gather(*(pubsub.close() for pubsub in pubsubs))
         await self._shards.release()
 
@@ -139,22 +167,29 @@ class RedisBroker:
 
     # Subscriptions.
 
-    def _route(self, channel: str) -> tuple[int, Shard, bytes]:
-        index = self._shards.index(channel)
-        shard = self._shards[index]
-        return index, shard, shard.keys.client_channel(channel).encode()
+    def _route(self, channel: str) -> tuple[Shard, bytes]:
+        shard = self._shards.for_channel(channel)
+        return shard, shard.keys.client_channel(channel).encode()
+
+    def _pubsub_index(self, channel: str) -> int:
+        """Which of ``_pubsubs`` carries ``channel`` (the broker is running)."""
+        shard_index = self._shards.index(channel)
+        keys = self._shards[shard_index].keys
+        return self._first[shard_index] + keys.partition(channel)
 
     async def subscribe(self, channel: str) -> None:
-        index, _, name = self._route(channel)
+        _, name = self._route(channel)
         if not self._pubsubs:
             raise RuntimeError("the broker is not running")
+        index = self._pubsub_index(channel)
         self._names[index][name] = channel
         await self._pubsubs[index].subscribe([name])
 
     async def unsubscribe(self, channel: str) -> None:
-        index, _, name = self._route(channel)
+        _, name = self._route(channel)
         if not self._pubsubs:
             return
+        index = self._pubsub_index(channel)
         for released in self._pubsubs[index].unsubscribe([name]):
             self._names[index].pop(released, None)
 
@@ -184,7 +219,7 @@ class RedisBroker:
             logger.warning(
                 "%d channel(s) may have lost publications while the PUB/SUB connection to %s was down",
                 len(channels),
-                self._shards[index].label,
+                self._pubsubs[index].name,
             )
             handler.handle_gap(channels)
 
@@ -193,7 +228,7 @@ class RedisBroker:
     async def publish(
         self, channel: str, publication: Publication, options: PublishOptions
     ) -> StreamPosition:
-        _, shard, name = self._route(channel)
+        shard, name = self._route(channel)
         body = codec.encode_publication(publication)
         keys = shard.keys
         result_ttl = _RESULT_TTL if options.idempotency_key else ""
@@ -201,7 +236,7 @@ class RedisBroker:
             size, ttl, meta_ttl = _retention(options)
             result_key = keys.result(channel, options.idempotency_key)
             reply = await shard.call_script(
-                PUBLISH_HISTORY,
+                SPUBLISH_HISTORY if keys.sharded else PUBLISH_HISTORY,
                 (keys.stream(channel), keys.meta(channel), result_key),
                 (body, size, ttl, name, meta_ttl, _epoch_seed(), result_ttl),
                 channel=channel,
@@ -211,24 +246,29 @@ class RedisBroker:
         if options.idempotency_key:
             result_key = keys.result(channel, options.idempotency_key)
             await shard.call_script(
-                PUBLISH_IDEMPOTENT, (result_key,), (name, message, result_ttl), channel=channel
+                SPUBLISH_IDEMPOTENT if keys.sharded else PUBLISH_IDEMPOTENT,
+                (result_key,),
+                (name, message, result_ttl),
+                channel=channel,
             )
         else:
-            await shard.call("PUBLISH", name, message, channel=channel)
+            await shard.call(keys.publish_command, name, message, channel=channel)
         return StreamPosition()
 
     async def publish_join(self, channel: str, info: ClientInfo) -> None:
-        _, shard, name = self._route(channel)
-        await shard.call("PUBLISH", name, codec.encode_join(info), channel=channel)
+        shard, name = self._route(channel)
+        await shard.call(shard.keys.publish_command, name, codec.encode_join(info), channel=channel)
 
     async def publish_leave(self, channel: str, info: ClientInfo) -> None:
-        _, shard, name = self._route(channel)
-        await shard.call("PUBLISH", name, codec.encode_leave(info), channel=channel)
+        shard, name = self._route(channel)
+        await shard.call(
+            shard.keys.publish_command, name, codec.encode_leave(info), channel=channel
+        )
 
     # History.
 
     async def history(self, channel: str, options: HistoryOptions) -> HistoryPage:
-        _, shard, _ = self._route(channel)
+        shard = self._shards.for_channel(channel)
         direction, start = _range(options)
         count = 0 if options.limit < 0 else options.limit
         keys = shard.keys
@@ -252,7 +292,7 @@ class RedisBroker:
         return publications
 
     async def remove_history(self, channel: str) -> None:
-        _, shard, _ = self._route(channel)
+        shard = self._shards.for_channel(channel)
         await shard.call("DEL", shard.keys.stream(channel), channel=channel)
 
 

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from wirehub.brokers.redis.addresses import ShardSpec, parse_shards
+from wirehub.brokers.redis.addresses import ShardSpec, check_partitions, parse_shards
 from wirehub.brokers.redis.broker import RedisBroker
 from wirehub.brokers.redis.controller import RedisController
 from wirehub.brokers.redis.presence import RedisPresenceManager
@@ -22,12 +22,17 @@ __all__ = ["RedisEngine", "ShardSet", "create_engine", "engine_from_config"]
 
 class ShardSet:
     """The shards, in configured order (which sharding depends on), and who uses them:
-    the clients close when the last of broker and controller closes."""
+    the clients close when the last of broker and controller closes.
 
-    def __init__(self, specs: list[ShardSpec], prefix: str) -> None:
+    ``partitions`` > 0: sharded PUB/SUB with that many partitions per shard (Cluster
+    shards only)."""
+
+    def __init__(self, specs: list[ShardSpec], prefix: str, *, partitions: int = 0) -> None:
         if not specs:
             raise ValueError("at least one Redis shard is needed")
-        self._shards = [Shard(spec, prefix) for spec in specs]
+        check_partitions(specs, partitions)
+        self.partitions = partitions
+        self._shards = [Shard(spec, prefix, partitions=partitions) for spec in specs]
         self._users = 0
 
     def __iter__(self) -> Iterator[Shard]:
@@ -61,6 +66,7 @@ class RedisEngine:
         specs: one per shard (:func:`~wirehub.brokers.redis.addresses.parse_shards`).
         prefix: of every key and channel.
         presence_ttl: seconds a presence entry lives unless refreshed.
+        sharded_pub_sub_partitions: > 0: sharded PUB/SUB (Redis Cluster only).
     """
 
     def __init__(
@@ -69,8 +75,9 @@ class RedisEngine:
         *,
         prefix: str = "wirehub",
         presence_ttl: float = 60.0,
+        sharded_pub_sub_partitions: int = 0,
     ) -> None:
-        self.shards = ShardSet(specs, prefix)
+        self.shards = ShardSet(specs, prefix, partitions=sharded_pub_sub_partitions)
         self.broker = RedisBroker(self.shards)
         self.presence_manager = RedisPresenceManager(self.shards, presence_ttl=presence_ttl)
         self.controller = RedisController(self.shards)
@@ -81,13 +88,19 @@ def create_engine(
     *,
     prefix: str = "wirehub",
     presence_ttl: float = 60.0,
+    sharded_pub_sub_partitions: int = 0,
 ) -> RedisEngine:
     """An engine for one address or a list of them (sharded); for tests and scripts.
     ``wirehub serve`` builds it from ``engine.redis`` instead."""
     from wirehub.config import RedisEngineConfig
 
     specs = parse_shards(RedisEngineConfig(address=address))
-    return RedisEngine(specs, prefix=prefix, presence_ttl=presence_ttl)
+    return RedisEngine(
+        specs,
+        prefix=prefix,
+        presence_ttl=presence_ttl,
+        sharded_pub_sub_partitions=sharded_pub_sub_partitions,
+    )
 
 
 def engine_from_config(config: Config) -> Engine:
@@ -96,6 +109,9 @@ def engine_from_config(config: Config) -> Engine:
 
     options = config.engine.redis
     engine = RedisEngine(
-        parse_shards(options), prefix=options.prefix, presence_ttl=options.presence_ttl
+        parse_shards(options),
+        prefix=options.prefix,
+        presence_ttl=options.presence_ttl,
+        sharded_pub_sub_partitions=options.sharded_pub_sub_partitions,
     )
     return Engine(engine.broker, engine.presence_manager, engine.controller)

@@ -17,6 +17,12 @@ Rules:
    carried (publications may have been lost), pending subscribes fail, and the loop
    reconnects with jittered exponential backoff (reset once a connection is back),
    resubscribing every wanted channel before it takes new subscribes.
+6. Sharded (SSUBSCRIBE, Redis Cluster 7+): the connection goes to the master of one
+   slot, and its channels all live in that slot. A ``service`` channel is subscribed
+   first on every connection. An ``sunsubscribe`` nobody asked for (Redis sends one per
+   channel when their slot moves to another master) or an error reply (``MOVED``: the
+   slot is not, or no longer, served there) ends the connection as in rule 5, and the
+   reconnection asks where the slot lives now.
 """
 
 from __future__ import annotations
@@ -27,7 +33,10 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
+
+import hiredis
 
 from wirehub.brokers.redis.resp import RespConnection
 
@@ -36,8 +45,22 @@ __all__ = ["Backoff", "PubSub", "PubSubUnavailable"]
 logger = logging.getLogger("wirehub.redis")
 
 _RESUBSCRIBE_BATCH = 512
-_SUBSCRIBE = b"SUBSCRIBE"
-_UNSUBSCRIBE = b"UNSUBSCRIBE"
+
+
+@dataclass(frozen=True, slots=True)
+class _Mode:
+    """The commands and push kinds of classic or sharded PUB/SUB."""
+
+    subscribe: bytes
+    unsubscribe: bytes
+    message: bytes
+    subscribed: bytes
+    unsubscribed: bytes
+    sharded: bool
+
+
+_CLASSIC = _Mode(b"SUBSCRIBE", b"UNSUBSCRIBE", b"message", b"subscribe", b"unsubscribe", False)
+_SHARDED = _Mode(b"SSUBSCRIBE", b"SUNSUBSCRIBE", b"smessage", b"ssubscribe", b"sunsubscribe", True)
 
 
 class PubSubUnavailable(ConnectionError):
@@ -65,9 +88,10 @@ class Backoff:
 class _Link:
     """One connection, and what was sent on it. Thrown away when it ends."""
 
-    def __init__(self, on_message: Callable[[bytes, bytes], None]) -> None:
+    def __init__(self, on_message: Callable[[bytes, bytes], None], mode: _Mode = _CLASSIC) -> None:
         self.connection: RespConnection | None = None
         self.on_message = on_message
+        self.mode = mode
         self.subscribed: set[bytes] = set()
         """Channels whose last command on this connection was SUBSCRIBE."""
         self.acks: dict[bytes, deque[asyncio.Future[None] | None]] = {}
@@ -86,7 +110,7 @@ class _Link:
         future.add_done_callback(_retrieve)
         self.subscribed.add(channel)
         self.acks.setdefault(channel, deque()).append(future)
-        self._send(_SUBSCRIBE, channel)
+        self._send(self.mode.subscribe, channel)
         return future
 
     def unsubscribe(self, channel: bytes) -> None:
@@ -94,7 +118,7 @@ class _Link:
             return
         self.subscribed.discard(channel)
         self.acks.setdefault(channel, deque()).append(None)
-        self._send(_UNSUBSCRIBE, channel)
+        self._send(self.mode.unsubscribe, channel)
 
     def _send(self, command: bytes, channel: bytes) -> None:
         self.outbox.append((command, channel))
@@ -125,13 +149,22 @@ class _Link:
     def handle(self, response: Any) -> None:
         """A reply of the PUB/SUB connection, as it arrives."""
         self.last_read = time.monotonic()
+        if self.broken is not None:
+            return  # the connection is ending; its channels are reported lost
+        mode = self.mode
         if not isinstance(response, list) or not response:
+            if mode.sharded and isinstance(response, hiredis.ReplyError):
+                self.end(ConnectionError(f"Redis refused a subscription: {response}"))
             return  # +PONG outside subscribed mode
         kind = response[0]
-        if kind == b"message" and len(response) == 3:
+        if kind == mode.message and len(response) == 3:
             self.on_message(response[1], response[2])
-        elif kind == b"subscribe" or kind == b"unsubscribe":
+        elif kind == mode.subscribed or kind == mode.unsubscribed:
             acks = self.acks.get(response[1])
+            if mode.sharded and kind == mode.unsubscribed and not (acks and acks[0] is None):
+                name = response[1].decode(errors="replace")
+                self.end(ConnectionError(f"Redis unsubscribed {name!r}: its slot moved"))
+                return
             if acks:
                 ack = acks.popleft()
                 if not acks:
@@ -150,6 +183,12 @@ class _Link:
                 raise TimeoutError(f"no answer to PING within {io_timeout:g} s")
             if silent >= ping_interval:
                 self.send((b"PING",))
+
+    def end(self, exc: BaseException) -> None:
+        """End the connection from here (what Redis sent says it is no good)."""
+        self.break_(exc)
+        if self.connection is not None:
+            self.connection.abort(exc)
 
     def break_(self, exc: BaseException) -> None:
         """The connection is dead: fail every pending confirmation."""
@@ -170,6 +209,8 @@ class PubSub:
         name: for logs (which Redis).
         on_message: called with the Redis channel and the message, in order.
         on_lost: called with the channels a connection carried when it ended.
+        sharded: SSUBSCRIBE (rule 6); every channel must be in one slot.
+        service: subscribed first on every connection, never reported lost.
     """
 
     def __init__(
@@ -183,8 +224,12 @@ class PubSub:
         io_timeout: float,
         ping_interval: float = 1.0,
         unsubscribe_delay: float = 1.0,
+        sharded: bool = False,
+        service: bytes = b"",
     ) -> None:
         self._open = open_connection
+        self._mode = _SHARDED if sharded else _CLASSIC
+        self._service = service
         self.name = name
         self._on_message = on_message
         self._on_lost = on_lost
@@ -285,7 +330,7 @@ class PubSub:
             await asyncio.sleep(self.backoff.next())
 
     async def _connect_and_serve(self) -> None:
-        link = _Link(self._on_message)
+        link = _Link(self._on_message, self._mode)
         async with asyncio.timeout(self._connect_timeout + self._io_timeout):
             connection = await self._open(link.handle)
         link.connection = connection
@@ -312,10 +357,13 @@ class PubSub:
             watchdog.cancel()
             await asyncio.gather(closed, watchdog, return_exceptions=True)
             if was_live and not self._closing:
-                self._on_lost(sorted(link.subscribed | self._wanted))
+                lost = (link.subscribed | self._wanted) - {self._service}
+                self._on_lost(sorted(lost))
 
     async def _resubscribe(self, link: _Link, closed: asyncio.Future[None]) -> None:
         wanted = list(self._wanted)
+        if self._service:
+            wanted.insert(0, self._service)  # first in the first SUBSCRIBE
         for start in range(0, len(wanted), _RESUBSCRIBE_BATCH):
             batch = wanted[start : start + _RESUBSCRIBE_BATCH]
             pending = [f for f in map(link.subscribe, batch) if f is not None]

@@ -2,6 +2,10 @@
 
 Durations are passed in milliseconds. Every script touches only keys of one channel,
 which share a hash slot in Redis Cluster (see :mod:`wirehub.brokers.redis.keys`).
+
+The publishing scripts come twice: with PUBLISH, and with SPUBLISH for a Cluster with
+sharded PUB/SUB (Redis checks that a script's shard channel is in the slot of its keys,
+which the partition tag ensures).
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ __all__ = [
     "PUBLISH_IDEMPOTENT",
     "REMOVE_PRESENCE",
     "SCRIPTS",
+    "SPUBLISH_HISTORY",
+    "SPUBLISH_IDEMPOTENT",
     "Script",
 ]
 
@@ -44,6 +50,13 @@ class Script:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
+
+    def sharded(self) -> Script:
+        """The same script publishing with SPUBLISH."""
+        source = self.source.replace("redis.call('publish',", "redis.call('spublish',")
+        if source == self.source:
+            raise ValueError("this script does not publish")
+        return Script(source)
 
 
 # Append to the channel's stream and publish, with the offset and epoch assigned here.
@@ -98,6 +111,9 @@ redis.call('hset', KEYS[1], 'e', '')
 redis.call('pexpire', KEYS[1], ARGV[3])
 return 0
 """)
+
+SPUBLISH_HISTORY = PUBLISH_HISTORY.sharded()
+SPUBLISH_IDEMPOTENT = PUBLISH_IDEMPOTENT.sharded()
 
 # Read the stream position, creating the epoch if there is none yet, and entries.
 # KEYS: stream, meta. ARGV: an epoch seed, meta ttl ms (0: none), what to read
@@ -165,4 +181,5 @@ return redis.call('hgetall', KEYS[1])
 """)
 
 SCRIPTS = (PUBLISH_HISTORY, PUBLISH_IDEMPOTENT, HISTORY, ADD_PRESENCE, REMOVE_PRESENCE, PRESENCE)
-"""Every script, loaded on each new command connection."""
+"""Every script, loaded on each new command connection (standalone and Sentinel: the
+SPUBLISH ones are for a Cluster, where scripts are sent as EVAL when missing)."""

@@ -12,6 +12,10 @@ Redis Cluster: commands go through redis-py's cluster pipeline, which routes eac
 the node owning its key's slot; ``_LANES`` pipelines may be in flight, commands about
 one channel always in the same lane, so their order holds there too.
 
+Sharded PUB/SUB (Cluster with partitions): each partition's PUB/SUB connection goes to
+the master that owns the partition's slot, as redis-py's slot map says; a reconnection
+refreshes the map first (the slot may have moved, which is often why it reconnects).
+
 Timeouts: no timer per command. A command unanswered ``connect_timeout + io_timeout``
 after it was written ends the connection, failing it and everything after it; the next
 command opens a new one. Nothing retries behind the caller's back: a publish is never
@@ -25,7 +29,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -117,9 +121,9 @@ class _Lane:
 class Shard:
     """A Redis (standalone, Sentinel-managed or Cluster) holding some of the channels."""
 
-    def __init__(self, spec: ShardSpec, prefix: str) -> None:
+    def __init__(self, spec: ShardSpec, prefix: str, *, partitions: int = 0) -> None:
         self.spec = spec
-        self.keys = Keys(prefix, cluster=spec.kind == "cluster")
+        self.keys = Keys(prefix, cluster=spec.kind == "cluster", partitions=partitions)
         self._cluster = _cluster_client(spec) if spec.kind == "cluster" else None
         self._sentinel = _sentinel(spec) if spec.kind == "sentinel" else None
         self._timeout = spec.connect_timeout + spec.io_timeout
@@ -298,6 +302,41 @@ class Shard:
         async with asyncio.timeout(self._timeout):
             host, port = await self._address()
         return await open_connection(self.spec, host, port, on_push=on_push)
+
+    async def slot_owner(self, key: str, *, refresh: bool = False) -> tuple[str, int]:
+        """The address of the master owning ``key``'s slot (Cluster); ``refresh``: ask
+        the cluster first rather than trust the slot map."""
+        cluster = self._cluster
+        if cluster is None:
+            raise RuntimeError(f"{self.label} is not a Redis Cluster")
+        await cluster.initialize()
+        if refresh:
+            # Concurrent refreshes (partitions reconnecting together) are merged by
+            # redis-py: those that waited find the map already renewed.
+            await cluster.nodes_manager.initialize()
+        node = cluster.get_node_from_key(key)
+        if node is None:
+            raise ConnectionError(f"no master of {key!r} in {self.label}")
+        return node.host, int(node.port)
+
+    def partition_opener(
+        self, partition: int
+    ) -> Callable[[Callable[[Any], None]], Awaitable[RespConnection]]:
+        """What :class:`~wirehub.brokers.redis.pubsub.PubSub` calls to connect a
+        partition's PUB/SUB connection: to its slot's master, the slot map refreshed on
+        every attempt after the first."""
+        key = self.keys.service_channel(partition)
+        attempts = 0
+
+        async def open_(on_push: Callable[[Any], None]) -> RespConnection:
+            nonlocal attempts
+            refresh = attempts > 0
+            attempts += 1
+            async with asyncio.timeout(self._timeout):
+                host, port = await self.slot_owner(key, refresh=refresh)
+            return await open_connection(self.spec, host, port, on_push=on_push)
+
+        return open_
 
     async def close(self) -> None:
         if self._watchdog is not None:
