@@ -1,6 +1,7 @@
 """Engines under test: every implementation (memory, one Redis, Redis sharded over two
-servers, a 3-master Redis Cluster; the last two from ``.ci/services.sh``), with nodes
-of their own on one backend, for ``test_engines.py`` and ``test_redis.py``.
+servers, a 3-master Redis Cluster, the same Cluster with sharded PUB/SUB; the last three
+from ``.ci/services.sh``), with nodes of their own on one backend, for
+``test_engines.py``, ``test_redis.py`` and ``test_redis_sharded.py``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from wirehub.brokers.base import Broker, PresenceManager
 from wirehub.protocol.types import ClientInfo, Publication, StreamPosition
 
 TIMEOUT = timeout(10.0)
+
+PARTITIONS = {"redis-cluster-sharded": 8}
+"""``sharded_pub_sub_partitions`` of the backends that have it."""
 
 
 class Recorder:
@@ -85,6 +89,7 @@ class Backend:
     def __init__(self, name: str, address: str | list[str] | None) -> None:
         self.name = name
         self.address = address
+        self.partitions = PARTITIONS.get(name, 0)
         self.prefix = unique_prefix()
         self.peers: list[Peer] = []
 
@@ -101,7 +106,12 @@ class Backend:
         else:
             from wirehub.brokers.redis.engine import create_engine
 
-            engine = create_engine(self.address, prefix=self.prefix, presence_ttl=presence_ttl)
+            engine = create_engine(
+                self.address,
+                prefix=self.prefix,
+                presence_ttl=presence_ttl,
+                sharded_pub_sub_partitions=self.partitions,
+            )
             peer = Peer(engine.broker, engine.presence_manager, engine.controller)
         await peer.broker.start(peer.recorder)
         self.peers.append(peer)

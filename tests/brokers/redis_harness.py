@@ -1,5 +1,6 @@
 """Redis implementations for the broker contract suite (``harness.py``'s
-``IMPLEMENTATIONS``): one Redis, Redis sharded over two servers, a 3-master Cluster.
+``IMPLEMENTATIONS``): one Redis, Redis sharded over two servers, a 3-master Cluster, the
+same Cluster with sharded PUB/SUB over 8 partitions.
 
 Register them there (the lead's merge step)::
 
@@ -43,7 +44,7 @@ class _Recorder(Recorder):
 
 
 def _redis_harness(
-    address: Callable[[], str | list[str]],
+    address: Callable[[], str | list[str]], *, partitions: int = 0
 ) -> Callable[[], AbstractAsyncContextManager[Harness]]:
     @asynccontextmanager
     async def factory() -> AsyncIterator[Harness]:
@@ -54,7 +55,7 @@ def _redis_harness(
         if not urls[0].startswith("redis+cluster://"):
             require_redis(urls[0])
         prefix = unique_prefix()
-        engine = create_engine(where, prefix=prefix)
+        engine = create_engine(where, prefix=prefix, sharded_pub_sub_partitions=partitions)
         recorder = _Recorder()
 
         async def advance(seconds: float) -> None:
@@ -89,4 +90,5 @@ REDIS_IMPLEMENTATIONS: dict[str, Callable[[], AbstractAsyncContextManager[Harnes
     "redis": _redis_harness(redis_url),
     "redis-sharded": _redis_harness(shard_urls),
     "redis-cluster": _redis_harness(cluster_url),
+    "redis-cluster-sharded": _redis_harness(cluster_url, partitions=8),
 }

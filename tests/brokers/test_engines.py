@@ -1,8 +1,8 @@
 """Engines: the broker contract over every implementation, and several nodes sharing
 one Redis.
 
-Each test runs against the memory broker, one Redis, Redis sharded over two servers and
-a 3-master Redis Cluster (``backend``); what needs several nodes runs against the Redis
+Each test runs against the memory broker, one Redis, Redis sharded over two servers, a
+3-master Redis Cluster and the same Cluster with sharded PUB/SUB (``backend``); what needs several nodes runs against the Redis
 ones (``redis_backend``), each node a broker of its own on the same Redis. (The
 time-driven stream rules are in ``test_contract.py``'s suite, where ``redis_harness.py``
 plugs the same Redis setups in.)
@@ -28,14 +28,16 @@ KEEP = PublishOptions(history_size=10, history_ttl=60)
 NONE = PublishOptions()
 
 
-@pytest.fixture(params=["memory", "redis", "redis-sharded", "redis-cluster"])
+@pytest.fixture(
+    params=["memory", "redis", "redis-sharded", "redis-cluster", "redis-cluster-sharded"]
+)
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     chosen = Backend(request.param, address(request.param))
     yield chosen
     await chosen.close()
 
 
-@pytest.fixture(params=["redis", "redis-sharded", "redis-cluster"])
+@pytest.fixture(params=["redis", "redis-sharded", "redis-cluster", "redis-cluster-sharded"])
 async def redis_backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     chosen = Backend(request.param, address(request.param))
     yield chosen
