@@ -4,13 +4,16 @@ sent to the wrong master.
 
 The engine suite (``test_engines.py``) runs every broker rule against the same setup
 (``redis-cluster-sharded``); here is only what is particular to it. Checks ask Redis
-directly (plain redis-py clients per master), not wirehub's own slot map.
+directly (plain redis-py clients per master), not wirehub's own slot map. A slot moves
+only on a 2-master cluster of the test's own: the shared one is never reconfigured.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,10 +21,11 @@ import redis.asyncio as aioredis
 from msgspec import Raw
 
 from tests.brokers.engines import Backend, Peer, Recorder
-from tests.support.redis import cluster_url, eventually
+from tests.support.redis import RedisServer, cluster_url, eventually, unique_prefix
 from wirehub.brokers.base import PublishOptions
 from wirehub.brokers.redis.addresses import parse_shards
 from wirehub.brokers.redis.engine import create_engine
+from wirehub.brokers.redis.sharding import shard_index
 from wirehub.config import ConfigError, RedisEngineConfig, load_config
 from wirehub.protocol.types import ClientInfo, Publication
 
@@ -94,8 +98,6 @@ def _text(value: Any) -> str:
 
 def one_channel_per_partition() -> dict[int, str]:
     """A channel name for each partition (the mapping is pinned in the key test)."""
-    from wirehub.brokers.redis.sharding import shard_index
-
     channels: dict[int, str] = {}
     n = 0
     while len(channels) < PARTITIONS:
@@ -178,8 +180,6 @@ async def test_a_lost_partition_connection_reports_its_channels_only(
     none for the others; the connection comes back (to the same master) resubscribed."""
     peer = await sharded.peer()
     channels = one_channel_per_partition()
-    from wirehub.brokers.redis.sharding import shard_index
-
     extra = next(f"x{n}" for n in range(1000) if shard_index(f"x{n}", PARTITIONS) == 3)
     for channel in [*channels.values(), extra]:
         await peer.broker.subscribe(channel)
@@ -279,6 +279,94 @@ async def test_an_unasked_sunsubscribe_restarts_the_partition(sharded: Backend) 
     await eventually(released, "the SUNSUBSCRIBE confirmed")
     assert pubsubs(peer)[6]._link is asked
     assert recorder.gaps == [[channels[2]]]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def own_cluster(tmp_path: Path) -> Iterator[list[RedisServer]]:
+    """Two empty cluster-enabled redis-servers (slots assigned by the test)."""
+    servers = []
+    try:
+        for name in ("a", "b"):
+            directory = tmp_path / name
+            args = ("--cluster-enabled", "yes", "--cluster-port", str(_free_port()))
+            args += ("--cluster-config-file", str(directory / "nodes.conf"))
+            servers.append(RedisServer(directory, args=args).start())
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+async def test_a_slot_moving_to_another_master_moves_its_partition(
+    own_cluster: list[RedisServer],
+) -> None:
+    """A real migration: the partition's slot is given to the other master (CLUSTER
+    SETSLOT NODE, as the last step of resharding). Redis pushes ``sunsubscribe`` for the
+    slot's channels; the partition's channels are reported, its connection goes to the
+    new owner, resubscribed, and the next publication arrives. The other partition's
+    connection is untouched."""
+    a, b = (aioredis.Redis(port=server.port) for server in own_cluster)
+    try:
+        await a.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 8191)
+        await b.execute_command("CLUSTER", "ADDSLOTSRANGE", 8192, 16383)
+        bus = int(own_cluster[1].args[own_cluster[1].args.index("--cluster-port") + 1])
+        await a.execute_command("CLUSTER", "MEET", "127.0.0.1", own_cluster[1].port, bus)
+
+        async def formed() -> bool:
+            for node in (a, b):
+                info = await node.execute_command("CLUSTER", "INFO")
+                if "cluster_state:ok" not in _text(info):
+                    return False
+                if len(await node.execute_command("CLUSTER", "SLOTS")) != 2:
+                    return False
+            return True
+
+        await eventually(formed, "the 2-master cluster")
+        prefix = unique_prefix()
+        engine = create_engine(
+            f"redis+cluster://127.0.0.1:{own_cluster[0].port}",
+            prefix=prefix,
+            sharded_pub_sub_partitions=2,
+        )
+        events = Recorder()
+        await engine.broker.start(events)
+        try:
+            moving = next(f"c{n}" for n in range(100) if shard_index(f"c{n}", 2) == 0)
+            staying = next(f"c{n}" for n in range(100) if shard_index(f"c{n}", 2) == 1)
+            await engine.broker.subscribe(moving)
+            await engine.broker.subscribe(staying)
+            partition, other = engine.broker._pubsubs
+            other_link = other._link
+            _, (_, port) = endpoints(partition)
+            source, target = (a, b) if port == own_cluster[0].port else (b, a)
+            slot = await a.execute_command("CLUSTER", "KEYSLOT", f"{prefix}.shard.0.{{0}}")
+            target_id = _text(await target.execute_command("CLUSTER", "MYID"))
+            await target.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+            await source.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+            await events.wait(lambda: bool(events.gaps), "the gap")
+            assert events.gaps == [[moving]]
+
+            async def moved() -> bool:
+                return bool(partition.live) and endpoints(partition)[1][1] != port
+
+            await eventually(moved, "the partition on its new master")
+            await engine.broker.publish(moving, pub(1), KEEP)
+            await engine.broker.publish(staying, pub(2), KEEP)
+            await events.wait(lambda: len(events.publications) == 2, "publications after it")
+            assert other._link is other_link
+            assert events.gaps == [[moving]]
+        finally:
+            await engine.broker.close()
+    finally:
+        await a.aclose()
+        await b.aclose()
 
 
 @pytest.mark.parametrize(
