@@ -157,8 +157,8 @@ class RedisBroker:
         self._started = False
         self._handler = None
         pubsubs, self._pubsubs = self._pubsubs, []
-        self._first, self._names = [], []
         await asyncio.gather(*(pubsub.close() for pubsub in pubsubs))
+        self._first, self._names = [], []  # after: a message may arrive until closed
         await self._shards.release()
 
     async def ping(self) -> None:
@@ -195,8 +195,10 @@ class RedisBroker:
 
     def _on_message(self, index: int, name: bytes, data: bytes) -> None:
         handler = self._handler
+        if handler is None:
+            return
         channel = self._names[index].get(name)
-        if handler is None or channel is None:
+        if channel is None:
             return
         try:
             kind, content, position = codec.decode_message(data)
