@@ -281,6 +281,35 @@ async def test_an_unasked_sunsubscribe_restarts_the_partition(sharded: Backend) 
     assert recorder.gaps == [[channels[2]]]
 
 
+def test_partition_key_names() -> None:
+    """The tag is the partition and comes first, so no channel name can break it; the
+    scripts publish with SPUBLISH; no partitions without a cluster."""
+    from wirehub.brokers.redis.keys import Keys
+    from wirehub.brokers.redis.scripts import SPUBLISH_HISTORY, SPUBLISH_IDEMPOTENT
+
+    keys = Keys("P", cluster=True, partitions=8)
+    assert keys.publish_command == "SPUBLISH"
+    for channel in ("ch1", "}x{", "{a}b", "a.b:c"):
+        t = shard_index(channel, 8)
+        assert keys.partition(channel) == t
+        assert keys.client_channel(channel) == f"P.client.{{{t}}}.{channel}"
+        assert keys.stream(channel) == f"P.stream.{{{t}}}.{channel}"
+        assert keys.meta(channel) == f"P.stream.meta.{{{t}}}.{channel}"
+        assert keys.result(channel, "k") == f"P.result.{{{t}}}.{channel}.k"
+    assert keys.presence_data("ch1") == "P.presence.data.{ch1}"
+    assert keys.presence_expire("ch1") == "P.presence.expire.{ch1}"
+    assert keys.service_channel(3) == "P.shard.0.{3}"
+    assert keys.control == "P.control"
+    assert keys.node("n") == "P.node.n"
+    plain = Keys("P", cluster=True)
+    assert (plain.partition("ch1"), plain.publish_command) == (0, "PUBLISH")
+    for script in (SPUBLISH_HISTORY, SPUBLISH_IDEMPOTENT):
+        assert "redis.call('spublish'," in script.source
+        assert "redis.call('publish'," not in script.source
+    with pytest.raises(ValueError, match="Cluster"):
+        Keys("P", partitions=8)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
