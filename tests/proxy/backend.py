@@ -222,7 +222,7 @@ def _mode(path: str, body: dict[str, Any]) -> str:
         return str(data.get("mode", "")) if isinstance(data, dict) else ""
     if path in ("/subscribe", "/sub_refresh"):
         rest = body["channel"].partition(":")[2]
-        return rest.partition("-")[0]
+        return str(rest.partition("-")[0])
     if path == "/rpc":
         return str(body["method"].partition(":")[2])
     return ""

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from msgspec import Raw
 
 from wirehub.core.events import ConnectingReply, Credentials, ServerSubscription
-from wirehub.core.payload import EMPTY, payload, to_raw
+from wirehub.core.payload import EMPTY, checked, payload, to_raw
 from wirehub.errors import (
     DISCONNECT_EXPIRED,
     ERROR_INTERNAL,
@@ -216,7 +216,7 @@ class Proxies:
             body["name"] = request.name
         if request.version:
             body["version"] = request.version
-        wire.payload_fields(body, bytes(request.data), binary=proxy.options.binary_encoding)
+        self._add_payload(proxy, client, body, request.data)
         if request.subs:
             body["channels"] = list(request.subs)
         response = await self._decided(proxy, client, body, wire.ConnectResponse)
@@ -259,6 +259,7 @@ class Proxies:
         proxy = self._refresh
         assert proxy is not None
         body = self._common(proxy, client, user=True)
+        self._add_meta(proxy, client, body)
         now = self._node.clock()
         try:
             response = await self._call(proxy, client, body, wire.RefreshResponse)
@@ -281,7 +282,7 @@ class Proxies:
         proxy = self._channel[("subscribe", options.name)]
         body = self._common(proxy, client, user=True)
         body["channel"] = request.channel
-        wire.payload_fields(body, bytes(request.data), binary=proxy.options.binary_encoding)
+        self._add_payload(proxy, client, body, request.data)
         self._add_meta(proxy, client, body)
         response = await self._decided(proxy, client, body, wire.SubscribeResponse)
         result = response.result or wire.SubscribeResult()
@@ -307,7 +308,7 @@ class Proxies:
         proxy = self._channel[("publish", options.name)]
         body = self._common(proxy, client, user=True)
         body["channel"] = channel
-        wire.payload_fields(body, bytes(data), binary=proxy.options.binary_encoding)
+        self._add_payload(proxy, client, body, data)
         self._add_meta(proxy, client, body)
         response = await self._decided(proxy, client, body, wire.PublishResponse)
         result = response.result
@@ -387,7 +388,7 @@ class Proxies:
     async def rpc(self, client: Client, request: RPCRequest, proxy: _Proxy) -> Raw:
         body = self._common(proxy, client, user=True)
         body["method"] = request.method
-        wire.payload_fields(body, bytes(request.data), binary=proxy.options.binary_encoding)
+        self._add_payload(proxy, client, body, request.data)
         self._add_meta(proxy, client, body)
         response = await self._decided(proxy, client, body, wire.RPCResponse)
         result = response.result
@@ -411,6 +412,17 @@ class Proxies:
         if user:
             body["user"] = client.user
         return body
+
+    @staticmethod
+    def _add_payload(proxy: _Proxy, client: Client, body: dict[str, Any], data: Raw) -> None:
+        """The client's payload as ``data`` (verbatim JSON) or ``b64data``. A Protobuf
+        client's payload that is not JSON can only go as ``b64data``: without
+        ``binary_encoding`` it is refused (107) rather than sent as broken JSON."""
+        raw = bytes(data)
+        binary = proxy.options.binary_encoding
+        if raw and not binary and client.codec.binary:
+            checked(raw)  # InvalidPayload: 107
+        wire.payload_fields(body, raw, binary=binary)
 
     @staticmethod
     def _add_meta(proxy: _Proxy, client: Client, body: dict[str, Any]) -> None:
