@@ -119,6 +119,14 @@ class Backend:
     # Answers.
 
     def _answer(self, path: str, body: dict[str, Any]) -> tuple[int, str, bytes]:
+        if path == "/refresh" and body.get("user") == "refresh-fails-once":
+            # The first refresh fails (500), the retry expires the connection.
+            client = body["client"]
+            with self._lock:
+                count = self.refreshes[client] = self.refreshes.get(client, 0) + 1
+            if count == 1:
+                return 500, "text/plain", b"down for a moment"
+            return 200, "application/json", b'{"result": {"expired": true}}'
         mode = _mode(path, body)
         if mode == "sleep":
             time.sleep(SLEEP)
@@ -209,6 +217,8 @@ class Backend:
     def _rpc(self, mode: str, body: dict[str, Any]) -> dict[str, Any]:
         if mode == "b64":
             return {"result": {"b64data": "eyJiNjQiOiB0cnVlfQ=="}}
+        if mode == "raw":  # the request's binary payload back
+            return {"result": {"b64data": body.get("b64data", "")}}
         return {"result": {"data": {"method": body["method"], "echo": body.get("data")}}}
 
 

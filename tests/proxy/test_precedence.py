@@ -9,6 +9,7 @@ backend of :mod:`tests.proxy.backend`; clients speak the JSON protocol over the
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -35,6 +36,7 @@ from wirehub.core.events import (
     RPCEvent,
     SubscribeEvent,
 )
+from wirehub.proxy import proxies
 
 pytestmark = pytest.mark.anyio
 
@@ -53,6 +55,10 @@ def config(url: str) -> str:
 [client.proxy.connect]
 enabled = true
 endpoint = "{url}/connect"
+
+[client.proxy.refresh]
+enabled = true
+endpoint = "{url}/refresh"
 
 [channel.proxy.subscribe]
 endpoint = "{url}/subscribe"
@@ -228,3 +234,21 @@ async def test_on_rpc_runs_after_the_proxy(running: tuple[RunningNode, Seen]) ->
         assert kept["rpc"]["data"] == {"method": "keep", "echo": {"a": 1}}
         refined = await conn.call("rpc", method="refine")
         assert refined["rpc"]["data"] == {"proxy_said": {"method": "refine", "echo": None}}
+
+
+async def test_a_failed_refresh_is_retried_later(
+    running: tuple[RunningNode, Seen], backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The connection gets RETRY_DELAY more seconds (60, made 1 here), then the proxy is
+    # asked again; this backend's second answer expires it.
+    monkeypatch.setattr(proxies, "RETRY_DELAY", 1)
+    served, _ = running
+    started = time.monotonic()
+    conn, reply = await open_conn(served, data={"user": "refresh-fails-once", "expire_in": 1})
+    client = reply["connect"]["client"]
+    with anyio.fail_after(timeout(8)):
+        await conn.ws.wait_closed()
+    assert conn.ws.close_code == 3005
+    assert backend.refreshes[client] == 2
+    # expire_in 1 s, the failed call, RETRY_DELAY 1 s, the second call: 2 s at least.
+    assert time.monotonic() - started >= 1.5

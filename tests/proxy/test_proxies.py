@@ -21,10 +21,12 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from centrifuge.protocol import client_pb2 as pb
 
 from tests.proxy.backend import Backend, Recorded
 from tests.support.server import ServerProcess, timeout
 from tests.transports.rawhttp import RawStream
+from tests.transports.rawpb import PROTOBUF, PbClient, open_upgrade
 from tests.transports.rawws import RawWebSocket
 
 SECRET = "proxy-tests-secret-0123456789abcdef-xyz"
@@ -300,9 +302,19 @@ def test_connect_accepted_with_the_backends_user_info_and_data(
 
 def test_connect_backend_channels_become_server_side_subscriptions(server: ServerProcess) -> None:
     channel = unique("plain:server-side")
-    sock, result = connected(server, data={"channels": [channel]})
+    with_options = unique("px:server-side")
+    subs = {
+        with_options: {
+            "data": {"sub": "data"},
+            "override": {"force_positioning": {"value": True}},
+        }
+    }
+    sock, result = connected(server, data={"channels": [channel], "subs": subs})
     with sock:
-        assert list(result["subs"]) == [channel]
+        assert list(result["subs"]) == [channel, with_options]
+        assert result["subs"][with_options]["data"] == {"sub": "data"}
+        assert result["subs"][with_options]["positioned"] is True
+        assert "positioned" not in result["subs"][channel]
         api(server, "publish", channel=channel, data={"n": 1})
         assert recv_push(sock, "pub")["channel"] == channel
 
@@ -510,6 +522,8 @@ def test_subscribe_allowed_by_the_backend(server: ServerProcess, backend: Backen
 def test_subscribe_override_from_the_backend(server: ServerProcess) -> None:
     sock, _ = connected(server)
     with sock:
+        # An empty result: allowed, with the namespace's options.
+        assert command(sock, "subscribe", channel=unique("px:empty"))["subscribe"] == {}
         reply = command(sock, "subscribe", channel=unique("px:override"))
         # The namespace forces neither; the backend's override does.
         assert reply["subscribe"]["positioned"] is True
@@ -682,6 +696,25 @@ def test_rpc_errors(server: ServerProcess, method: str, expected: dict[str, Any]
         assert command(sock, "rpc", method=method)["error"] == expected
         assert time.monotonic() - started < PROXY_TIMEOUT + MARGIN
         assert "rpc" in command(sock, "rpc", method="px:again")
+
+
+def test_protobuf_client_binary_payloads(server: ServerProcess, backend: Backend) -> None:
+    _, sock = open_upgrade(server.port, Sec_WebSocket_Protocol=PROTOBUF)
+    with sock:
+        client = PbClient(sock)
+        (connect_id,) = client.send(pb.Command(connect=pb.ConnectRequest(data=b'{"pb": 1}')))
+        reply = client.recv_reply(connect_id)
+        assert json.loads(reply.connect.data) == {"greeting": "hello"}
+        request = one(backend, "/connect", lambda r: r.body["client"] == reply.connect.client)
+        assert request.body["protocol"] == "protobuf"
+        assert request.body["data"] == {"pb": 1}
+        # Binary payloads go to and come back from a binary_encoding proxy unchanged.
+        binary = bytes(range(256))
+        (rpc_id,) = client.send(pb.Command(rpc=pb.RPCRequest(method="bin:raw", data=binary)))
+        assert client.recv_reply(rpc_id).rpc.data == binary
+        # Without binary_encoding they can't be embedded as JSON: refused, not sent broken.
+        (rpc_id,) = client.send(pb.Command(rpc=pb.RPCRequest(method="px:raw", data=binary)))
+        assert client.recv_reply(rpc_id).error.code == 107
 
 
 # Configuration errors at start.
