@@ -52,7 +52,7 @@ class _Server(ThreadingHTTPServer):
 class Backend:
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
@@ -87,6 +87,7 @@ class Backend:
                 headers = {name.lower(): value for name, value in self.headers.items()}
                 with backend._lock:
                     backend.requests.append(Recorded(self.path, headers, body))
+                    backend._lock.notify_all()
                 status, content_type, payload = backend._answer(self.path, body)
                 try:
                     self.send_response(status)
@@ -119,6 +120,19 @@ class Backend:
         for connection in connections:
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
+
+    def wait_for(self, path: str, match: Callable[[Recorded], bool], wait: float) -> Recorded:
+        """The first request to ``path`` that matches, once it arrived (in ``wait`` s)."""
+        with self._lock:
+            found: list[Recorded] = []
+
+            def arrived() -> bool:
+                found[:] = [r for r in self.requests if r.path == path and match(r)]
+                return bool(found)
+
+            if not self._lock.wait_for(arrived, wait):
+                raise TimeoutError(f"no request to {path} matched within {wait} s")
+            return found[0]
 
     def recorded(self, path: str, match: Callable[[Recorded], bool]) -> list[Recorded]:
         with self._lock:

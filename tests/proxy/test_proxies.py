@@ -483,6 +483,20 @@ def test_refresh_extends_then_expires_with_3005(server: ServerProcess, backend: 
     sock, result = connected(server, data={"expire_in": 2})
     with sock:
         assert "expires" not in result  # the server refreshes, not the client
+        channel = unique("px:ok")
+        assert "subscribe" in command(sock, "subscribe", channel=channel)
+        # The first refresh extends the connection and replaces its info: the
+        # publications of this client carry the new info.
+        client = result["client"]
+        backend.wait_for("/refresh", lambda r: r.body["client"] == client, timeout(5))
+        # (The backend saw the call; the server applies the answer a moment later.)
+        deadline = time.monotonic() + timeout(2)
+        while True:
+            sock.send_commands({"publish": {"channel": channel, "data": {"n": 1}}})
+            info = recv_push(sock, "pub")["pub"]["info"]["conn_info"]
+            if info == {"refreshed": True} or time.monotonic() > deadline:
+                break
+        assert info == {"refreshed": True}
         closed = sock.expect_close(3005, wait=timeout(9))
         assert closed.reason == "connection expired"
         assert backend.refreshes[result["client"]] == 2
