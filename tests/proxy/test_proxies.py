@@ -529,8 +529,10 @@ def test_subscribe_allowed_by_the_backend(server: ServerProcess, backend: Backen
         reply = command(sock, "subscribe", channel=other, positioned=True, recoverable=True)
         assert "positioned" not in reply["subscribe"]
         # Channel info from the backend goes with this client's publications.
-        api(server, "publish", channel=channel, data={"n": 1})
-        assert recv_push(sock, "pub")["pub"]["data"] == {"n": 1}
+        sock.send_commands({"publish": {"channel": channel, "data": {"n": 1}}})
+        pub = recv_push(sock, "pub")["pub"]
+        assert pub["data"] == {"n": 1}
+        assert pub["info"]["chan_info"] == {"role": "member"}
 
 
 def test_subscribe_override_from_the_backend(server: ServerProcess) -> None:
