@@ -60,6 +60,7 @@ enabled = true
 endpoint = "{url}/connect"
 timeout = {PROXY_TIMEOUT}
 http_headers = ["Cookie", "authorization"]
+emulated_headers = ["X-Emulated", "cookie"]
 http.static_headers = {{ "X-Static" = "static-value" }}
 http.status_to_code_transforms = [
     {{ status_code = 418, to_error = {{ code = 1418, message = "teapot", temporary = true }} }},
@@ -89,6 +90,7 @@ endpoint = "{url}/rpc"
 timeout = {PROXY_TIMEOUT}
 include_connection_meta = true
 http_headers = ["cookie"]
+emulated_headers = ["x-emulated"]
 
 [[rpc.namespaces]]
 name = "px"
@@ -367,8 +369,12 @@ def test_configured_headers_forwarded_and_nothing_else(
     }
     sock = ws(server, headers)
     with sock:
-        result = connect(sock)["connect"]
+        # Emulated headers (the connect command's): those listed go, the transport's win.
+        emulated = {"X-Emulated": "e1", "Cookie": "emulated", "X-Nope": "n"}
+        result = connect(sock, headers=emulated)["connect"]
         sent = one(backend, "/connect", lambda r: r.body["client"] == result["client"]).headers
+        assert sent["x-emulated"] == "e1"
+        assert "x-nope" not in sent
         assert sent["cookie"] == "session=abc"
         assert sent["authorization"] == "Bearer xyz"
         assert sent["x-static"] == "static-value"
@@ -381,6 +387,7 @@ def test_configured_headers_forwarded_and_nothing_else(
         assert reply["rpc"]["data"] == {"method": "px:echo", "echo": {"a": 1}}
         rpc = one(backend, "/rpc", lambda r: r.body["client"] == result["client"])
         assert rpc.headers["cookie"] == "session=abc"
+        assert rpc.headers["x-emulated"] == "e1"  # kept since connect
         assert "authorization" not in rpc.headers
         assert "x-static" not in rpc.headers
         assert rpc.body == {
@@ -747,3 +754,11 @@ def test_serve_refuses_to_start_with_a_grpc_proxy(tmp_path: Path) -> None:
     finally:
         process.stop()
     assert "gRPC proxies are not supported" in str(failed.value), failed.value
+
+
+def test_emulated_headers_without_transport_ones(server: ServerProcess, backend: Backend) -> None:
+    with ws(server) as sock:
+        result = connect(sock, headers={"cookie": "from-emulation", "x-emulated": "e2"})["connect"]
+        sent = one(backend, "/connect", lambda r: r.body["client"] == result["client"]).headers
+        assert sent["cookie"] == "from-emulation"
+        assert sent["x-emulated"] == "e2"

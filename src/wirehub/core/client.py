@@ -151,6 +151,7 @@ class Client:
         "_writable",
         "channels",
         "codec",
+        "emulated_headers",
         "id",
         "meta",
         "metric_labels",
@@ -176,6 +177,8 @@ class Client:
         self._node = node
         self._settings = node.config.client
         self._conn_info: Raw | None = None
+        self.emulated_headers: dict[str, str] | None = None
+        """The connect command's headers some proxy forwards (``emulated_headers``)."""
         self.meta: Raw | None = None
         """Connection meta (connect proxy, refresh proxy): kept server-side, sent to
         proxies with ``include_connection_meta``."""
@@ -573,6 +576,7 @@ class Client:
         if self.state is not ClientState.CONNECTING or self._connect_failed or request is None:
             raise DISCONNECT_BAD_REQUEST
         try:
+            self.emulated_headers = self._node.proxies.emulated_headers(request)
             credentials, data, channels = await self._node.authenticate(self, request)
             expire_at = expiry.clamp_expire_at(credentials.expire_at)  # bad: nothing done yet
             proxied = self._node.proxies.proxies_connect(request)

@@ -116,6 +116,11 @@ class ProxyOptions(_Section):
         description="headers of the client's connection request forwarded to the backend "
         "(none by default)",
     )
+    emulated_headers: list[str] = Field(
+        default_factory=list,
+        description="headers of the connect command's 'headers' (headers emulation) forwarded "
+        "to the backend",
+    )
     binary_encoding: bool = Field(
         False, description="send payloads as b64data (base64) instead of data (JSON)"
     )
@@ -150,7 +155,7 @@ class ProxyOptions(_Section):
             )
         return value
 
-    @field_validator("http_headers")
+    @field_validator("http_headers", "emulated_headers")
     @classmethod
     def _header_list(cls, value: list[str]) -> list[str]:
         for name in value:

@@ -153,6 +153,17 @@ class Proxies:
                     "rpc", rpc_ns.proxy_name or DEFAULT_PROXY, rpc.proxy
                 )
         self._user_boundary = config.channel.user_boundary
+        self._emulated = frozenset(
+            name
+            for proxy in (
+                self._connect,
+                self._refresh,
+                *self._channel.values(),
+                *self._rpc.values(),
+            )
+            if proxy is not None
+            for name in proxy.options.emulated_headers
+        )
         self._log_state: dict[tuple[str, str, str], tuple[float, int]] = {}
 
     def _resolve(self, kind: str, name: str, default: ProxyOptions) -> Proxy:
@@ -189,6 +200,14 @@ class Proxies:
     def proxies_connect(self, request: ConnectRequest) -> bool:
         """Whether the connect proxy decides ``request`` (it has no token)."""
         return self._connect is not None and not request.token
+
+    def emulated_headers(self, request: ConnectRequest) -> dict[str, str] | None:
+        """The connect command's emulated headers that some proxy forwards, kept by the
+        connection for its later calls (lower-case names); ``None`` when none is."""
+        if not self._emulated or not request.headers:
+            return None
+        kept = {name.lower(): value for name, value in request.headers.items()}
+        return {name: value for name, value in kept.items() if name in self._emulated} or None
 
     @property
     def refresh_enabled(self) -> bool:
@@ -433,8 +452,15 @@ class Proxies:
 
     @staticmethod
     def _headers(proxy: Proxy, client: Client) -> dict[str, str]:
-        """Static headers, then the forwarded ones, then the content type (§3.5)."""
+        """Static headers, then emulated ones, then the transport's, then the content
+        type: later ones win (§3.5)."""
         headers = {name.lower(): value for name, value in proxy.options.http.static_headers.items()}
+        emulated = client.emulated_headers
+        if emulated is not None:
+            for name in proxy.options.emulated_headers:
+                value = emulated.get(name)
+                if value is not None:
+                    headers[name] = value
         kept = client.transport.info.headers
         for name in proxy.options.http_headers:
             value = kept.get(name)
