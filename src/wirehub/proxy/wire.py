@@ -27,6 +27,7 @@ __all__ = [
     "ConnectResult",
     "DisconnectObject",
     "ErrorObject",
+    "Override",
     "PublishResponse",
     "PublishResult",
     "RPCResponse",
