@@ -75,12 +75,12 @@ PROXY_CONFIG = """
 [client.proxy.connect]
 enabled = true
 endpoint = "{base}/connect"
-timeout = "5s"
+timeout = 5.0
 http_headers = ["Cookie"]
 
 [rpc.proxy]
 endpoint = "{base}/rpc"
-timeout = "5s"
+timeout = 5.0
 
 [rpc.without_namespace]
 proxy_enabled = true
