@@ -213,11 +213,12 @@ def _phase(
     load = LoadGen(options, tmp / f"{n}-{mode}-load.log", script="proxy_load.mjs")
     try:
         load.expect("READY", 60)
-        server0 = cpu_seconds(server_pid)
+        server0, load0 = cpu_seconds(server_pid), cpu_seconds(load.proc.pid)
         backend0 = cpu_seconds(backend_pid) if backend_pid else 0.0
         load.send("GO")
         result = load.expect("RESULT", 300)
         server_cpu = cpu_seconds(server_pid) - server0
+        load_cpu = cpu_seconds(load.proc.pid) - load0
         backend_cpu = cpu_seconds(backend_pid) - backend0 if backend_pid else 0.0
     finally:
         load.close()
@@ -227,6 +228,10 @@ def _phase(
         "ops_per_s": result["ops_per_s"],
         "server_us": server_cpu / ops * 1e6,
         "backend_us": backend_cpu / ops * 1e6 if backend_pid else None,
+        # Share of a core each process used during the phase: which one was the limit.
+        "server_busy": server_cpu / result["seconds"],
+        "load_busy": load_cpu / result["seconds"],
+        "backend_busy": backend_cpu / result["seconds"] if backend_pid else None,
     }
 
 

@@ -48,7 +48,7 @@ class User:
 
 USERS = {
     "ada": User("Ada Lovelace", ("lobby", "math")),
-    "grace": User("Grace Hopper", ("lobby", "navy")),
+    "grace": User("Grace Hopper", ("lobby", "math", "navy")),
     "mallory": User("Mallory", ("lobby",), banned=True),
 }
 
