@@ -327,6 +327,7 @@ def test_genconfig_parses_and_loads_to_the_defaults(tmp_path: Path) -> None:
         *("server", "client", "channel", "websocket", "demo", "engine"),
         *("http_api", "prometheus", "log", "node"),
         *("http_stream", "sse", "emulation", "uni_websocket", "uni_sse", "uni_http_stream"),
+        *("rpc", "proxies"),
     }
     path = write(tmp_path, text)
     assert load_config(path, environ=False) == Config.model_validate({})

@@ -24,6 +24,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from wirehub.envconfig import EnvError, EnvValues, read_environment
+from wirehub.proxy import config as proxy_config
+from wirehub.proxy.config import (
+    ChannelProxies,
+    ChannelProxySwitches,
+    ClientProxies,
+    NamedProxy,
+    RpcConfig,
+)
 
 __all__ = [
     "ChannelConfig",
@@ -81,8 +89,9 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class NamespaceOptions(_Section):
-    """Per-namespace channel options (the names Centrifugo uses)."""
+class NamespaceOptions(_Section, ChannelProxySwitches):
+    """Per-namespace channel options (the names Centrifugo uses); the proxy switches
+    come from :class:`~wirehub.proxy.config.ChannelProxySwitches`."""
 
     name: str = Field("", description="namespace name: channels 'name:...' belong to it")
     allow_subscribe_for_client: bool = Field(False, description="authenticated users may subscribe")
@@ -183,6 +192,9 @@ class ChannelConfig(_Section):
     )
     namespaces: list[NamespaceOptions] = Field(
         default_factory=list, description="one [[channel.namespaces]] table per namespace"
+    )
+    proxy: ChannelProxies = Field(
+        default_factory=ChannelProxies, description="subscribe, publish, sub_refresh proxies"
     )
     history_meta_ttl: float = Field(
         2_592_000.0,
@@ -370,6 +382,9 @@ class ClientConfig(_Section):
     )
     rate_limit: RateLimitConfig = Field(
         default_factory=RateLimitConfig, description="command rate limits"
+    )
+    proxy: ClientProxies = Field(
+        default_factory=ClientProxies, description="connect and refresh proxies"
     )
 
     @field_validator("transport_headers")
@@ -717,6 +732,21 @@ class Config(BaseSettings):
         default_factory=EngineConfig,
         description="where publications, history and presence live",
     )
+    rpc: RpcConfig = Field(default_factory=RpcConfig, description="rpc namespaces and proxy")
+    proxies: list[NamedProxy] = Field(
+        default_factory=list, description="named event proxies ([[proxies]] tables)"
+    )
+
+    @model_validator(mode="after")
+    def _proxies_resolve(self) -> Self:
+        proxy_config.check(self)
+        return self
+
+    @property
+    def kept_headers(self) -> frozenset[str]:
+        """Request headers the transports keep: ``client.transport_headers`` and those
+        a proxy forwards."""
+        return frozenset(self.client.transport_headers) | proxy_config.forwarded_headers(self)
 
     @model_validator(mode="after")
     def _presence_refreshed_in_time(self) -> Self:

@@ -152,6 +152,7 @@ class Client:
         "channels",
         "codec",
         "id",
+        "meta",
         "metric_labels",
         "session",
         "state",
@@ -175,6 +176,9 @@ class Client:
         self._node = node
         self._settings = node.config.client
         self._conn_info: Raw | None = None
+        self.meta: Raw | None = None
+        """Connection meta (connect proxy, refresh proxy): kept server-side, sent to
+        proxies with ``include_connection_meta``."""
         self._connect_failed = False
         # A list, not a deque: an empty deque costs 600 bytes per idle connection.
         self._inbox: list[Command] = []
@@ -407,13 +411,17 @@ class Client:
         if self._expire_at is None or self.state is ClientState.CLOSED:
             return
         if self._expire_at <= self._node.clock():
-            self.disconnect(DISCONNECT_EXPIRED)
+            if self._node.proxies.refresh_enabled:
+                self._node.proxies.refresh_later(self)  # extends, or disconnects 3005
+            else:
+                self.disconnect(DISCONNECT_EXPIRED)
         else:
             self._schedule_expire()  # fired early (loop vs wall clock): check again
 
     def _schedule_expire(self) -> None:
         assert self._expire_at is not None
-        grace = self._settings.expired_close_delay
+        # A refresh proxy is asked at the expiry itself; a client refreshes in the grace.
+        grace = 0.0 if self._node.proxies.refresh_enabled else self._settings.expired_close_delay
         delay = expiry.timer_delay(self._expire_at, self._node.clock(), grace)
         self._expire_timer = self._node.loop.call_later(delay, self._on_expire)
 
@@ -567,7 +575,8 @@ class Client:
         try:
             credentials, data, channels = await self._node.authenticate(self, request)
             expire_at = expiry.clamp_expire_at(credentials.expire_at)  # bad: nothing done yet
-            if self._unidirectional and request.subs:
+            proxied = self._node.proxies.proxies_connect(request)
+            if self._unidirectional and request.subs and not proxied:
                 channels = self._requested_channels(channels, request.subs, credentials.user)
         except Exception:
             # The SDK closes and retries; any further command from here is a 3501.
@@ -583,6 +592,7 @@ class Client:
         )
         self.user = credentials.user
         self._conn_info = _payload_or_none(credentials.info)
+        self.meta = _payload_or_none(credentials.meta)
         self.state = ClientState.CONNECTED
         if self._stale_timer is not None:
             self._stale_timer.cancel()
@@ -652,6 +662,8 @@ class Client:
         self, expire_at: int | None, data: Raw | None, subs: dict[str, SubscribeResult]
     ) -> ConnectResult:
         ttl = self._set_expiry(expire_at)
+        if self._node.proxies.refresh_enabled:
+            ttl = None  # the server refreshes through the proxy: the client never does
         return ConnectResult(
             client=self.id,
             version=self._node.version,
@@ -686,6 +698,15 @@ class Client:
             self._conn_info = info
         ttl = self._set_expiry(expire_at)
         self.push(Push(refresh=Refresh(expires=ttl is not None, ttl=ttl or 0)))
+
+    def proxy_refreshed(self, expire_at: int, info: Raw | None) -> None:
+        """The refresh proxy moved the expiry (and maybe replaced the info); the client
+        is not told, as it does not refresh itself."""
+        if self.state is not ClientState.CONNECTED:
+            return
+        if info is not None:
+            self._conn_info = info
+        self._set_expiry(expire_at)
 
     async def _handle_refresh(self, token: str) -> RefreshResult:
         expire_at = await self._node.client_refresh(self, token)
@@ -764,7 +785,16 @@ class Client:
             return
         if context.expire_at > self._node.clock():
             self.schedule_subscription_expiry(channel, context)
-        elif context.server_side:
+        elif context.proxy_refresh:
+            self._node.proxies.refresh_subscription_later(self, channel, context)
+        else:
+            self.expire_subscription(channel, context)
+
+    def expire_subscription(self, channel: str, context: ChannelContext) -> None:
+        """End an expired subscription: unsubscribe 2501, or 3006 for a server-side one."""
+        if self.channels.get(channel) is not context:
+            return
+        if context.server_side:
             self.disconnect(DISCONNECT_SUBSCRIPTION_EXPIRED)
         else:
             self._unsubscribe_push(channel, UnsubscribeCode.EXPIRED, "subscription expired")

@@ -81,6 +81,9 @@ class Credentials:
     """Server-side subscriptions: channels this connection is subscribed to on connect."""
     subscriptions: Mapping[str, ServerSubscription] = field(default_factory=dict)
     """Options of some of those channels (a token's ``subs`` claim)."""
+    meta: Any = None
+    """Connection meta kept server-side (never sent to clients); proxies with
+    ``include_connection_meta`` send it to the backend."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,9 @@ class ConnectingEvent:
     version: str
     headers: Mapping[str, str]
     """Headers the client sent inside the connect command (emulated headers)."""
+    credentials: Credentials | None = None
+    """What the connect proxy decided, when it ran first (``docs/proxies.md``); a reply
+    without credentials keeps them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +181,8 @@ class RPCEvent:
     user: str
     method: str
     data: bytes
+    result: bytes | None = None
+    """The rpc proxy's answer, when it ran first; a reply without data keeps it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -273,6 +273,19 @@ class NodeMetrics:
             ["protocol", "method"],
             registry=registry,
         )
+        proxy_labels = ["protocol", "type", "name"]
+        self.proxy_duration = Histogram(
+            "centrifugo_proxy_duration_seconds_histogram",
+            "Duration of event proxy calls.",
+            proxy_labels,
+            registry=registry,
+        )
+        self.proxy_inflight = Gauge(
+            "centrifugo_proxy_inflight_requests",
+            "Event proxy calls in flight.",
+            proxy_labels,
+            registry=registry,
+        )
         self.survey_duration = Histogram(
             "centrifugo_node_survey_duration_seconds_histogram",
             "Survey duration.",
@@ -348,6 +361,11 @@ class NodeMetrics:
             "centrifugo_node_tags_filter_dropped_publications",
             "Publications a subscriber's tags filter held back.",
             ("channel_namespace",),
+        )
+        self.proxy_errors = counter(
+            "centrifugo_proxy_errors",
+            "Failed event proxy calls (no answer, non-200, undecodable).",
+            ("protocol", "type", "name"),
         )
         self.api_errors = counter(
             "centrifugo_api_command_errors_total",

@@ -101,6 +101,7 @@ from wirehub.protocol.types import (
     StreamPosition,
     SubscribeRequest,
 )
+from wirehub.proxy.proxies import Proxies
 from wirehub.transports.base import Transport
 
 __all__ = ["Node"]
@@ -210,6 +211,8 @@ class Node(ServerAPI):
         self.cluster = Cluster(self, self.controller, name=_node_name(self.config))
         self.emulation = EmulationRouter(self)
         """Delivers emulation requests to the node owning their session."""
+        self.proxies = Proxies(self)
+        """The event proxies of the configuration (``docs/proxies.md``)."""
 
     # Handlers, usable as decorators.
 
@@ -285,6 +288,7 @@ class Node(ServerAPI):
         if self._verifier is None and self._on_connecting is None and not anonymous:
             logger.warning("every connection will be refused: %s", _NO_AUTH)
         self.shutting_down = False
+        await self.proxies.start()
         await self.broker.start(self)
         await self.cluster.start()
         delay = self.config.client.channel_position_check_delay
@@ -319,6 +323,7 @@ class Node(ServerAPI):
             for task in pending:
                 task.cancel()
         await self.broker.close()
+        await self.proxies.close()
         self._loop = None
 
     @property
@@ -426,11 +431,19 @@ class Node(ServerAPI):
         """Who ``client`` is, custom connect data, and its server-side channels."""
         credentials, data = None, None
         channels: tuple[str, ...] = ()
+        if self.proxies.proxies_connect(request):
+            # The backend decides first; on_connecting may refine (docs/proxies.md).
+            proxied = await self.proxies.connect(client, request)
+            if proxied is not None:
+                credentials, data = proxied.credentials, proxied.data
         if self._on_connecting is not None:
-            reply = await self._on_connecting(_connecting_event(client, request))
+            event = _connecting_event(client, request, credentials)
+            reply = await self._on_connecting(event)
             if reply is not None:
-                credentials = reply.credentials
-                data = None if reply.data is None else to_raw(reply.data)
+                if reply.credentials is not None:
+                    credentials = reply.credentials
+                if reply.data is not None:
+                    data = to_raw(reply.data)
                 channels = reply.channels
         if credentials is None:
             credentials = self._credentials_from_request(client, request)
@@ -617,11 +630,18 @@ class Node(ServerAPI):
         return PresenceStatsResult(num_clients=stats.num_clients, num_users=stats.num_users)
 
     async def client_rpc(self, client: Client, request: RPCRequest) -> RPCResult:
+        proxy = self.proxies.rpc_proxy(request.method, handled=self._on_rpc is not None)
+        proxied = None if proxy is None else await self.proxies.rpc(client, request, proxy)
         if self._on_rpc is None:
-            raise ERROR_METHOD_NOT_FOUND
-        event = RPCEvent(client.id, client.user, request.method, bytes(request.data))
+            if proxied is None:
+                raise ERROR_METHOD_NOT_FOUND
+            return RPCResult(data=proxied)
+        result = None if proxied is None else bytes(proxied)
+        event = RPCEvent(client.id, client.user, request.method, bytes(request.data), result)
         reply = await self._on_rpc(event)
-        return RPCResult(data=EMPTY if reply is None or reply.data is None else to_raw(reply.data))
+        if reply is None or reply.data is None:
+            return RPCResult(data=proxied or EMPTY)
+        return RPCResult(data=to_raw(reply.data))
 
     async def client_message(self, client: Client, data: Raw) -> None:
         if self._on_message is not None:
@@ -650,7 +670,9 @@ class Node(ServerAPI):
             logger.error("background task failed", exc_info=task.exception())
 
 
-def _connecting_event(client: Client, request: ConnectRequest) -> ConnectingEvent:
+def _connecting_event(
+    client: Client, request: ConnectRequest, credentials: Credentials | None
+) -> ConnectingEvent:
     return ConnectingEvent(
         client_id=client.id,
         transport=client.transport.info,
@@ -659,6 +681,7 @@ def _connecting_event(client: Client, request: ConnectRequest) -> ConnectingEven
         name=request.name,
         version=request.version,
         headers=request.headers or {},
+        credentials=credentials,
     )
 
 

@@ -31,6 +31,7 @@ from wirehub.errors import ClientError
 from wirehub.protocol.codes import ErrorCode
 from wirehub.protocol.payload import is_binary_format
 from wirehub.protocol.types import ClientInfo, Publication, PublishRequest, StreamPosition
+from wirehub.proxy.proxies import PublishDecision
 
 if TYPE_CHECKING:
     from wirehub.core.client import Client
@@ -78,16 +79,35 @@ async def publish(
 async def client_publish(node: Node, client: Client, request: PublishRequest) -> None:
     """A client's ``publish`` command: authorised, checked, maybe rewritten, published."""
     channel = request.channel
-    options = node.rules.check_publish(channel, client.user, subscribed=channel in client.channels)
+    options = node.rules.namespace(channel)
+    proxied = node.proxies.publishes(options)
+    if not proxied:
+        subscribed = channel in client.channels
+        options = node.rules.check_publish(channel, client.user, subscribed=subscribed)
     data_format = options.publication_data_format
     data = payload(request.data, data_format)
+    decision = PublishDecision(data)
+    if proxied:
+        # The backend decides instead of the permission flags; on_publish may refine.
+        decision = await node.proxies.publish(client, channel, data, options)
+        data = decision.data
     handler = node.publish_handler
     if handler is not None:
         reply = await handler(PublishEvent(client.id, client.user, channel, bytes(data)))
         if reply is not None and reply.data is not None:
             data = payload(reply.data, data_format)
     info = client.channel_info(channel, client.channels.get(channel))
-    await _publish(node, channel, data, options, info, None, False, "", False)
+    await _publish(
+        node,
+        channel,
+        data,
+        options,
+        info,
+        decision.tags,
+        decision.skip_history,
+        decision.idempotency_key,
+        decision.delta,
+    )
 
 
 async def _publish(

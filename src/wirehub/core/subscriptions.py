@@ -42,6 +42,7 @@ from msgspec import Raw
 from wirehub.brokers.base import HistoryOptions
 from wirehub.config import NamespaceOptions
 from wirehub.core import delta as deltas, expiry
+from wirehub.core.channels import PRIVATE_PREFIX
 from wirehub.core.events import ServerSubscription, SubscribeEvent
 from wirehub.core.payload import EMPTY, for_json, to_raw
 from wirehub.core.publish import check_protocol
@@ -101,6 +102,8 @@ class ChannelContext:
     """Only publications whose tags match are sent to this subscriber."""
     expire_at: float | None = None
     expire_timer: asyncio.TimerHandle | None = None
+    proxy_refresh: bool = False
+    """The sub_refresh proxy extends this subscription at its expiry."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +119,8 @@ class _Grant:
     data: Raw = field(default_factory=lambda: EMPTY)
     expire_at: float | None = None
     override: Mapping[str, bool] = field(default_factory=dict)
+    proxied: bool = False
+    """The subscribe proxy granted it: the client's own flags are not honoured."""
 
 
 async def subscribe(
@@ -140,7 +145,7 @@ async def subscribe(
     if server_side:
         grant = _server_grant(options)
     else:
-        grant = await _authorize(node, client, request)
+        grant = await _authorize(node, client, request, namespace)
     if grant.override:
         namespace = namespace.model_copy(update=grant.override)
     context = _context(node, client, request, namespace, grant, server_side=server_side)
@@ -205,7 +210,9 @@ def _server_grant(options: ServerSubscription | None) -> _Grant:
     )
 
 
-async def _authorize(node: Node, client: Client, request: SubscribeRequest) -> _Grant:
+async def _authorize(
+    node: Node, client: Client, request: SubscribeRequest, namespace: NamespaceOptions
+) -> _Grant:
     channel = request.channel
     if request.token:
         credentials = node.verify_subscription(request.token)
@@ -221,14 +228,24 @@ async def _authorize(node: Node, client: Client, request: SubscribeRequest) -> _
             expire_at=expiry.clamp_expire_at(credentials.expire_at),
             override=credentials.override,
         )
-    node.rules.check_subscribe(channel, client.user)
+    grant = _Grant()
+    if node.proxies.subscribes(channel, namespace) and not channel.startswith(PRIVATE_PREFIX):
+        # The backend decides instead of the permission flags; on_subscribe may refine.
+        granted = await node.proxies.subscribe(client, request, namespace)
+        grant = _Grant(granted.info, granted.data, granted.expire_at, granted.override, True)
+    else:
+        node.rules.check_subscribe(channel, client.user)
     handler = node.subscribe_handler
     if handler is None:
-        return _Grant()
+        return grant
     reply = await handler(SubscribeEvent(client.id, client.user, channel, bytes(request.data)))
     if reply is None:
-        return _Grant()
-    return _Grant(info=_raw(reply.channel_info), data=_raw(reply.data))
+        return grant
+    return dataclasses.replace(
+        grant,
+        info=grant.info if reply.channel_info is None else _raw(reply.channel_info),
+        data=grant.data if reply.data is None else _raw(reply.data),
+    )
 
 
 def _context(
@@ -242,20 +259,20 @@ def _context(
 ) -> ChannelContext:
     history = options.history_enabled
     history_access = node.rules.may_read_history(options, client.user, subscribed=True)
+    asked = request if not grant.proxied else _NOTHING_ASKED
     recoverable = history and (
-        options.force_recovery
-        or (request.recoverable and (options.allow_recovery or history_access))
+        options.force_recovery or (asked.recoverable and (options.allow_recovery or history_access))
     )
     positioned = recoverable or (
         history
         and (
             options.force_positioning
-            or (request.positioned and (options.allow_positioning or history_access))
+            or (asked.positioned and (options.allow_positioning or history_access))
         )
     )
     presence_access = node.rules.may_read_presence(options, client.user, subscribed=True)
     push_join_leave = options.join_leave and (
-        options.force_push_join_leave or (request.join_leave and presence_access)
+        options.force_push_join_leave or (asked.join_leave and presence_access)
     )
     tags_filter = None if server_side else _tags_filter(request, options)
     return ChannelContext(
@@ -269,7 +286,11 @@ def _context(
         delta=not server_side and deltas.negotiate(request.delta, options),
         tags_filter=tags_filter,
         expire_at=grant.expire_at,
+        proxy_refresh=node.proxies.refreshes_subscriptions(options),
     )
+
+
+_NOTHING_ASKED = SubscribeRequest()
 
 
 def _tags_filter(request: SubscribeRequest, options: NamespaceOptions) -> TagsFilter | None:
@@ -345,7 +366,8 @@ def _result(
     top: StreamPosition | None = None,
     recovery: Recovery | None = None,
 ) -> SubscribeResult:
-    ttl = _ttl(node, grant.expire_at)
+    # With a sub_refresh proxy the server refreshes: the client is told no expiry.
+    ttl = None if context.proxy_refresh else _ttl(node, grant.expire_at)
     if top is None or recovery is None:
         return SubscribeResult(
             expires=ttl is not None,

@@ -70,7 +70,7 @@ class Door:
             origins=OriginCheck(client.allowed_origins, allow_missing=client.allow_no_origin),
             admission=admission or Admission.for_node(node),
             limits=head_limits(node.config.server),
-            kept_headers=frozenset(client.transport_headers),
+            kept_headers=node.config.kept_headers,
             body_timeout=node.config.server.request_head_timeout,
         )
 

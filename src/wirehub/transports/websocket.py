@@ -155,7 +155,7 @@ def make_protocol_class(
             "origins": OriginCheck(client.allowed_origins, allow_missing=client.allow_no_origin),
             "extensions": _extensions(node.config.websocket),
             "admission": admission or Admission.for_node(node),
-            "kept_headers": frozenset(client.transport_headers),
+            "kept_headers": node.config.kept_headers,
             "proxies": TrustedProxies(node.config.server.forwarded_allow_ips),
             "__slots__": (),
         },
