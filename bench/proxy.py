@@ -1,7 +1,7 @@
 """What an HTTP event proxy costs: connects/s and RPC round trips/s when a backend decides
 over HTTP (Centrifugo's event proxies) vs when in-process handlers do, same run.
 
-    .venv/bin/python bench/proxy.py                   # ~1 min; updates its section of bench/RESULTS.md
+    .venv/bin/python bench/proxy.py                   # ~30 s; updates its section of bench/RESULTS.md
     .venv/bin/python bench/proxy.py --rounds 1 --output /tmp/proxy.md
     .venv/bin/python bench/proxy.py --smoke --output /tmp/proxy.md    # seconds (tests)
 
