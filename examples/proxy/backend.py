@@ -16,6 +16,7 @@ next refresh of its connections answers ``expired`` and wirehub closes them (300
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import secrets
@@ -72,6 +73,11 @@ class Backend:
         self._sessions: dict[str, str] = {}  # session id -> user id
         self._connections: dict[str, str] = {}  # wirehub's client id -> session id
         self._lock = threading.Lock()
+
+    def _expire_at(self) -> int:
+        # Whole seconds, rounded up: a full TTL ahead, never at or before now (an
+        # expire_at in the past would refuse the connect, or close it on refresh).
+        return math.ceil(time.time() + self.ttl)
 
     # Sessions: what a login form and a logout button do.
 
@@ -136,7 +142,7 @@ class Backend:
         return {
             "result": {
                 "user": user_id,
-                "expire_at": int(time.time() + self.ttl),
+                "expire_at": self._expire_at(),
                 # Attached to this client's publications, joins and presence.
                 "info": {"name": user.name},
                 # Returned to the client in its connect reply.
@@ -154,7 +160,7 @@ class Backend:
                 self._connections.pop(client, None)
         if not alive:
             return {"result": {"expired": True}}
-        return {"result": {"expire_at": int(time.time() + self.ttl)}}
+        return {"result": {"expire_at": self._expire_at()}}
 
     def subscribe(self, request: dict[str, Any]) -> dict[str, Any]:
         """``rooms:<room>`` for the room's members (and, in the lobby, everyone sees who
