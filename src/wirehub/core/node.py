@@ -285,7 +285,8 @@ class Node(ServerAPI):
         budget = self.config.client.queue_max_size >> 2
         self._flusher = TickFlusher(self._loop, byte_budget=budget)
         anonymous = self.config.client.allow_anonymous_connect_without_token
-        if self._verifier is None and self._on_connecting is None and not anonymous:
+        proxied = self.proxies.connect_enabled
+        if self._verifier is None and self._on_connecting is None and not (anonymous or proxied):
             logger.warning("every connection will be refused: %s", _NO_AUTH)
         self.shutting_down = False
         await self.proxies.start()
@@ -460,7 +461,9 @@ class Node(ServerAPI):
             return self._verifier.verify_connect(request.token)
         if self.config.client.allow_anonymous_connect_without_token:
             return Credentials(user="")
-        if self._verifier is None and self._on_connecting is None:
+        if self.proxies.proxies_connect(request):
+            logger.info("client %s: the connect proxy gave no credentials", client.id)
+        elif self._verifier is None and self._on_connecting is None:
             logger.warning("client %s refused with 3501: %s", client.id, _NO_AUTH)
         else:
             logger.info("client %s sent no credentials", client.id)

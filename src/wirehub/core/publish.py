@@ -1,13 +1,15 @@
-"""The one publish path: client ``publish``, ``Node.publish`` and ``broadcast`` (so the
-server API), later proxies.
+"""The one publish path: client ``publish`` (with its proxy), ``Node.publish`` and
+``broadcast`` (so the server API).
 
 Rules (``reliability.md`` A1, A2; ``centrifugo-server-side.md`` §4.3):
 
 1. The channel name and namespace are checked first (107 for a bad name, 102 for an
    unknown namespace), for a client its permission (103), then the payload against
-   the namespace's ``publication_data_format`` (107), then ``on_publish``, whose
-   replacement data is checked again. (Centrifugo checks the payload before the
-   permission; the other order spares the work of checking what would be refused.)
+   the namespace's ``publication_data_format`` (107), then the publish proxy where the
+   namespace has ``publish_proxy_enabled`` (it decides instead of the permission flags;
+   :mod:`wirehub.proxy`), then ``on_publish``; replacement data is checked again.
+   (Centrifugo checks the payload before the permission; the other order spares the
+   work of checking what would be refused.)
 2. A payload is checked once, here, before anything is stored or delivered; what is
    accepted can be sent to every client that may subscribe (JSON clients can't
    subscribe where the format is ``"binary"``). Fan-out, history and recovery need no

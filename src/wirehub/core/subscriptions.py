@@ -6,7 +6,9 @@ Rules (``centrifugo-protocol.md`` §5, §7.2, §8.3):
    channel, user and client (when set) must match the request and the connection, else
    103. (Centrifugo disconnects with 3500 there; wirehub refuses just the subscription,
    as its issue asks, so one bad token does not end the whole connection.) Without a
-   token the namespace rules decide, then
+   token the namespace rules decide, or, where the namespace has
+   ``subscribe_proxy_enabled``, the backend (:mod:`wirehub.proxy`: the permission flags
+   and the client's positioning, recovery and join/leave flags are not consulted), then
    ``on_subscribe`` may deny or enrich. Server-side subscriptions are granted.
 2. Positioning and recovery need history on the namespace; ``force_*`` turns them on
    for everyone, ``allow_*`` or history access lets the client ask. Recovery implies
@@ -286,7 +288,7 @@ def _context(
         delta=not server_side and deltas.negotiate(request.delta, options),
         tags_filter=tags_filter,
         expire_at=grant.expire_at,
-        proxy_refresh=node.proxies.refreshes_subscriptions(options),
+        proxy_refresh=grant.proxied and node.proxies.refreshes_subscriptions(options),
     )
 
 

@@ -34,8 +34,10 @@ _CHUNK = 65_536
 class ProxyFailure(Exception):
     """A proxy call that gave no usable answer."""
 
-    def __init__(self, reason: str, *, status: int = 0) -> None:
+    def __init__(self, kind: str, reason: str, *, status: int = 0) -> None:
         super().__init__(reason)
+        self.kind = kind
+        """``stopped``, ``status``, ``too_large``, ``timeout`` or ``connection``."""
         self.reason = reason
         self.status = status
         """The backend's HTTP status when it answered with one other than 200."""
@@ -72,28 +74,30 @@ class Endpoint:
         """
         session = self._session
         if session is None:
-            raise ProxyFailure("the proxy client is not running")
+            raise ProxyFailure("stopped", "the proxy client is not running")
         try:
             async with asyncio.timeout(seconds):
                 async with session.post(
                     self.url, data=body, headers=headers, allow_redirects=False
                 ) as response:
                     if response.status != 200:
-                        raise ProxyFailure(f"HTTP status {response.status}", status=response.status)
+                        raise ProxyFailure(
+                            "status", f"HTTP status {response.status}", status=response.status
+                        )
                     length = response.content_length
                     if length is not None and length > limit:
-                        raise ProxyFailure(f"a {length}-byte response exceeds {limit} bytes")
+                        raise ProxyFailure(
+                            "too_large", f"a {length}-byte response exceeds {limit} bytes"
+                        )
                     chunks: list[bytes] = []
                     size = 0
                     async for chunk in response.content.iter_chunked(_CHUNK):
                         size += len(chunk)
                         if size > limit:
-                            raise ProxyFailure(f"the response exceeds {limit} bytes")
+                            raise ProxyFailure("too_large", f"the response exceeds {limit} bytes")
                         chunks.append(chunk)
                     return b"".join(chunks)
         except TimeoutError:
-            raise ProxyFailure(f"no answer within {seconds:g} s") from None
-        except aiohttp.ClientError as exc:
-            raise ProxyFailure(f"{type(exc).__name__}: {exc}") from None
-        except OSError as exc:
-            raise ProxyFailure(f"{type(exc).__name__}: {exc}") from None
+            raise ProxyFailure("timeout", f"no answer within {seconds:g} s") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ProxyFailure("connection", f"{type(exc).__name__}: {exc}") from None

@@ -73,7 +73,7 @@ if TYPE_CHECKING:
     from wirehub.core.node import Node
     from wirehub.core.subscriptions import ChannelContext
 
-__all__ = ["RETRY_DELAY", "Proxies", "PublishDecision", "SubscribeGrant"]
+__all__ = ["RETRY_DELAY", "Proxies", "Proxy", "PublishDecision", "SubscribeGrant"]
 
 logger = logging.getLogger("wirehub.proxy")
 
@@ -92,7 +92,9 @@ class _Failed(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class _Proxy:
+class Proxy:
+    """One configured proxy as an event uses it."""
+
     kind: str
     """Event type: connect, refresh, subscribe, publish, sub_refresh, rpc."""
     name: str
@@ -133,7 +135,7 @@ class Proxies:
         client = config.client.proxy
         self._connect = self._make("connect", DEFAULT_PROXY, client.connect, client.connect.enabled)
         self._refresh = self._make("refresh", DEFAULT_PROXY, client.refresh, client.refresh.enabled)
-        self._channel: dict[tuple[str, str], _Proxy] = {}
+        self._channel: dict[tuple[str, str], Proxy] = {}
         for ns in (config.channel.without_namespace, *config.channel.namespaces):
             for kind in ("subscribe", "publish", "sub_refresh"):
                 if getattr(ns, f"{kind}_proxy_enabled"):
@@ -144,7 +146,7 @@ class Proxies:
         self._rpc_boundary = rpc.namespace_boundary
         self._rpc_namespaces = {ns.name: ns for ns in rpc.namespaces}
         self._rpc_without = rpc.without_namespace
-        self._rpc: dict[str, _Proxy] = {}
+        self._rpc: dict[str, Proxy] = {}
         for rpc_ns in (rpc.without_namespace, *rpc.namespaces):
             if rpc_ns.proxy_enabled:
                 self._rpc[rpc_ns.name] = self._resolve(
@@ -153,20 +155,20 @@ class Proxies:
         self._user_boundary = config.channel.user_boundary
         self._log_state: dict[tuple[str, str, str], tuple[float, int]] = {}
 
-    def _resolve(self, kind: str, name: str, default: ProxyOptions) -> _Proxy:
+    def _resolve(self, kind: str, name: str, default: ProxyOptions) -> Proxy:
         options = default if name == DEFAULT_PROXY else self._named[name]
         proxy = self._make(kind, name, options, True)
         assert proxy is not None
         return proxy
 
-    def _make(self, kind: str, name: str, options: ProxyOptions, enabled: bool) -> _Proxy | None:
+    def _make(self, kind: str, name: str, options: ProxyOptions, enabled: bool) -> Proxy | None:
         if not enabled:
             return None
         endpoint = self._endpoints.get(options.endpoint)
         if endpoint is None:
             endpoint = self._endpoints[options.endpoint] = Endpoint(options.endpoint)
         transforms = {t.status_code: t for t in options.http.status_to_code_transforms}
-        return _Proxy(kind, name, options, endpoint, transforms)
+        return Proxy(kind, name, options, endpoint, transforms)
 
     # Lifecycle.
 
@@ -362,7 +364,7 @@ class Proxies:
         context.expire_at = result.expire_at
         client.schedule_subscription_expiry(channel, context)
 
-    def rpc_proxy(self, method: str, *, handled: bool) -> _Proxy | None:
+    def rpc_proxy(self, method: str, *, handled: bool) -> Proxy | None:
         """The proxy answering ``method``; ``None`` when the ``on_rpc`` handler does
         (``handled``: one is registered).
 
@@ -385,7 +387,7 @@ class Proxies:
             raise ERROR_NOT_AVAILABLE
         return proxy
 
-    async def rpc(self, client: Client, request: RPCRequest, proxy: _Proxy) -> Raw:
+    async def rpc(self, client: Client, request: RPCRequest, proxy: Proxy) -> Raw:
         body = self._common(proxy, client, user=True)
         body["method"] = request.method
         self._add_payload(proxy, client, body, request.data)
@@ -401,7 +403,7 @@ class Proxies:
 
     # Requests and answers.
 
-    def _common(self, proxy: _Proxy, client: Client, *, user: bool = False) -> dict[str, Any]:
+    def _common(self, proxy: Proxy, client: Client, *, user: bool = False) -> dict[str, Any]:
         info = client.transport.info
         body: dict[str, Any] = {
             "client": client.id,
@@ -414,7 +416,7 @@ class Proxies:
         return body
 
     @staticmethod
-    def _add_payload(proxy: _Proxy, client: Client, body: dict[str, Any], data: Raw) -> None:
+    def _add_payload(proxy: Proxy, client: Client, body: dict[str, Any], data: Raw) -> None:
         """The client's payload as ``data`` (verbatim JSON) or ``b64data``. A Protobuf
         client's payload that is not JSON can only go as ``b64data``: without
         ``binary_encoding`` it is refused (107) rather than sent as broken JSON."""
@@ -425,12 +427,12 @@ class Proxies:
         wire.payload_fields(body, raw, binary=binary)
 
     @staticmethod
-    def _add_meta(proxy: _Proxy, client: Client, body: dict[str, Any]) -> None:
+    def _add_meta(proxy: Proxy, client: Client, body: dict[str, Any]) -> None:
         if proxy.options.include_connection_meta and client.meta:
             body["meta"] = client.meta
 
     @staticmethod
-    def _headers(proxy: _Proxy, client: Client) -> dict[str, str]:
+    def _headers(proxy: Proxy, client: Client) -> dict[str, str]:
         """Static headers, then the forwarded ones, then the content type (§3.5)."""
         headers = {name.lower(): value for name, value in proxy.options.http.static_headers.items()}
         kept = client.transport.info.headers
@@ -442,7 +444,7 @@ class Proxies:
         return headers
 
     async def _decided(
-        self, proxy: _Proxy, client: Client, body: dict[str, Any], response_type: type[_R]
+        self, proxy: Proxy, client: Client, body: dict[str, Any], response_type: type[_R]
     ) -> _R:
         """The answer of a deciding proxy (connect, subscribe, publish, rpc): its
         ``disconnect`` or ``error`` raised, a failure raised as error 100."""
@@ -460,7 +462,7 @@ class Proxies:
         return response
 
     async def _call(
-        self, proxy: _Proxy, client: Client, body: dict[str, Any], response_type: type[_R]
+        self, proxy: Proxy, client: Client, body: dict[str, Any], response_type: type[_R]
     ) -> _R:
         """One call: the decoded answer.
 
@@ -483,29 +485,28 @@ class Proxies:
             )
             return wire.decode(answer, response_type)
         except ProxyFailure as exc:
-            self._failed(proxy, client, exc.reason)
+            self._failed(proxy, client, exc.kind, exc.reason)
             transform = proxy.transforms.get(exc.status)
             if transform is not None:
                 raise _transformed(transform) from None
             raise _Failed from None
         except ValueError as exc:
-            self._failed(proxy, client, f"undecodable answer: {exc}")
+            self._failed(proxy, client, "undecodable", f"undecodable answer: {exc}")
             raise _Failed from None
         finally:
             if metrics is not None:
                 metrics.proxy_inflight.labels(*labels).dec()
                 metrics.proxy_duration.labels(*labels).observe(time.perf_counter() - started)
 
-    def _undecodable(self, proxy: _Proxy, exc: Exception) -> ClientError:
-        self._failed(proxy, None, f"unusable answer: {exc}")
+    def _undecodable(self, proxy: Proxy, exc: Exception) -> ClientError:
+        self._failed(proxy, None, "unusable", f"unusable answer: {exc}")
         return ClientError(ERROR_INTERNAL.code, ERROR_INTERNAL.message, temporary=True)
 
-    def _failed(self, proxy: _Proxy, client: Client | None, reason: str) -> None:
+    def _failed(self, proxy: Proxy, client: Client | None, kind: str, reason: str) -> None:
         metrics = self._node.metrics
         if metrics is not None:
             metrics.proxy_errors.labels("http", proxy.kind, proxy.name).inc()
-        cause = reason.split(":", 1)[0]
-        key = (proxy.kind, proxy.name, cause)
+        key = (proxy.kind, proxy.name, kind)
         now = time.monotonic()
         last, suppressed = self._log_state.get(key, (0.0, 0))
         if last and now - last < _LOG_EVERY:
@@ -552,7 +553,7 @@ def _transformed(transform: StatusTransform) -> ClientError | Disconnect:
     return ClientError(error.code, error.message, temporary=error.temporary)
 
 
-def _disconnect(proxy: _Proxy, answer: wire.DisconnectObject, proxies: Proxies) -> Exception:
+def _disconnect(proxy: Proxy, answer: wire.DisconnectObject, proxies: Proxies) -> Exception:
     if not 3000 <= answer.code <= 4999:
         return proxies._undecodable(proxy, ValueError(f"disconnect code {answer.code}"))
     reason = answer.reason.encode()[:MAX_REASON_BYTES].decode(errors="ignore") or "disconnect"
