@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed-serve
 TEST_INSTALLED := $(VENV)/.installed-test
 EXAMPLES_INSTALLED := $(VENV)/.installed-examples
-# The apps under examples/, each with its own package.json (`make example NAME=chat`).
+# The apps under examples/ (`make example NAME=chat`).
 EXAMPLES := chat dashboard game editor notifications proxy
 # Those with a page, hence npm packages (proxy has none: its clients are the SDKs).
 EXAMPLES_NPM := $(filter-out proxy,$(EXAMPLES))
