@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -38,12 +38,21 @@ class Recorded:
     headers: dict[str, str]
     """Lower-case names."""
     body: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A peer that went away (wirehub gave up on a call, or stop() cut it): expected.
+        pass
 
 
 class Backend:
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
@@ -78,6 +87,7 @@ class Backend:
                 headers = {name.lower(): value for name, value in self.headers.items()}
                 with backend._lock:
                     backend.requests.append(Recorded(self.path, headers, body))
+                    backend._lock.notify_all()
                 status, content_type, payload = backend._answer(self.path, body)
                 try:
                     self.send_response(status)
@@ -91,8 +101,7 @@ class Backend:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        server.daemon_threads = True
+        server = _Server(("127.0.0.1", self.port), Handler)
         self._server = server
         self.port = server.server_address[1]
         self._thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -111,6 +120,19 @@ class Backend:
         for connection in connections:
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
+
+    def wait_for(self, path: str, match: Callable[[Recorded], bool], wait: float) -> Recorded:
+        """The first request to ``path`` that matches, once it arrived (in ``wait`` s)."""
+        with self._lock:
+            found: list[Recorded] = []
+
+            def arrived() -> bool:
+                found[:] = [r for r in self.requests if r.path == path and match(r)]
+                return bool(found)
+
+            if not self._lock.wait_for(arrived, wait):
+                raise TimeoutError(f"no request to {path} matched within {wait} s")
+            return found[0]
 
     def recorded(self, path: str, match: Callable[[Recorded], bool]) -> list[Recorded]:
         with self._lock:
@@ -174,12 +196,12 @@ class Backend:
         return {"result": result}
 
     def _refresh(self, mode: str, body: dict[str, Any]) -> dict[str, Any]:
-        # The first refresh extends by 1 s and replaces the info; the second expires.
+        # The first refresh extends by 1-2 s and replaces the info; the second expires.
         client = body["client"]
         with self._lock:
             count = self.refreshes[client] = self.refreshes.get(client, 0) + 1
         if count == 1:
-            return {"result": {"expire_at": int(time.time()) + 1, "info": {"refreshed": True}}}
+            return {"result": {"expire_at": int(time.time()) + 2, "info": {"refreshed": True}}}
         return {"result": {"expired": True}}
 
     def _subscribe(self, mode: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -192,7 +214,7 @@ class Backend:
                 "force_recovery": {"value": True},
             }
         if mode == "expiring":
-            result["expire_at"] = int(time.time()) + 1
+            result["expire_at"] = int(time.time()) + 2
         return {"result": result}
 
     def _sub_refresh(self, mode: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -200,7 +222,7 @@ class Backend:
         with self._lock:
             count = self.refreshes[key] = self.refreshes.get(key, 0) + 1
         if count == 1:
-            return {"result": {"expire_at": int(time.time()) + 1}}
+            return {"result": {"expire_at": int(time.time()) + 2}}
         return {"result": {"expired": True}}
 
     def _publish(self, mode: str, body: dict[str, Any]) -> dict[str, Any]:

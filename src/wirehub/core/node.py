@@ -289,9 +289,9 @@ class Node(ServerAPI):
         if self._verifier is None and self._on_connecting is None and not (anonymous or proxied):
             logger.warning("every connection will be refused: %s", _NO_AUTH)
         self.shutting_down = False
-        await self.proxies.start()
         await self.broker.start(self)
         await self.cluster.start()
+        await self.proxies.start()
         delay = self.config.client.channel_position_check_delay
         if delay > 0:
             self._positions_task = self._loop.create_task(

@@ -23,7 +23,7 @@ supported; the message says so).
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -126,6 +126,16 @@ class ProxyOptions(_Section):
     max_response_size: int = Field(
         1_048_576, gt=0, description="largest response body read, bytes; beyond, error 100"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_grpc(cls, data: Any) -> Any:
+        # Centrifugo's gRPC options: say why they are refused, not just "extra input".
+        if isinstance(data, dict):
+            for key in ("grpc", "grpc_metadata"):
+                if key in data:
+                    raise ValueError(f"{key}: gRPC proxies are not supported by wirehub")
+        return data
 
     @field_validator("endpoint")
     @classmethod
