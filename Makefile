@@ -9,13 +9,15 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed-serve
 TEST_INSTALLED := $(VENV)/.installed-test
 EXAMPLES_INSTALLED := $(VENV)/.installed-examples
-# The apps under examples/, each with its own package.json (`make example NAME=chat`).
-EXAMPLES := chat dashboard game editor notifications
+# The apps under examples/ (`make example NAME=chat`).
+EXAMPLES := chat dashboard game editor notifications proxy
+# Those with a page, hence npm packages (proxy has none: its clients are the SDKs).
+EXAMPLES_NPM := $(filter-out proxy,$(EXAMPLES))
 EXAMPLE_PORT ?= 8010
 # bench/ is in: tests/test_bench_smoke.py runs the harness in a few seconds; the examples
 # are: tests/examples/ drives each one in Chromium.
 NPM_INSTALLED := demo/node_modules/.installed tests/interop/js/node_modules/.installed \
-	bench/node_modules/.installed $(EXAMPLES:%=examples/%/node_modules/.installed)
+	bench/node_modules/.installed $(EXAMPLES_NPM:%=examples/%/node_modules/.installed)
 
 .PHONY: serve test lint style types pytest clean example
 
@@ -75,8 +77,8 @@ $(error usage: make example NAME=<one of: $(EXAMPLES)>)
 endif
 endif
 
-example: $(EXAMPLES_INSTALLED) examples/$(NAME)/node_modules/.installed
-	npm run build --if-present --silent --prefix examples/$(NAME)
+example: $(EXAMPLES_INSTALLED) $(if $(filter $(NAME),$(EXAMPLES_NPM)),examples/$(NAME)/node_modules/.installed)
+	$(if $(filter $(NAME),$(EXAMPLES_NPM)),npm run build --if-present --silent --prefix examples/$(NAME))
 	@echo "examples/$(NAME): open http://127.0.0.1:$(EXAMPLE_PORT)/ (Ctrl+C stops it)"
 	$(BIN)/python examples/$(NAME)/app.py --port $(EXAMPLE_PORT)
 

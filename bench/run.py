@@ -297,12 +297,15 @@ def tail(path: Path, lines: int = 15) -> str:
 
 
 class LoadGen:
-    """bench/loadgen.mjs pinned to the other core; READY / GO / RESULT over pipes."""
+    """bench/loadgen.mjs (or another ``script`` speaking the same protocol) pinned to the
+    other core; READY / GO / RESULT over pipes."""
 
-    def __init__(self, options: dict[str, Any], log_path: Path) -> None:
+    def __init__(
+        self, options: dict[str, Any], log_path: Path, script: str = "loadgen.mjs"
+    ) -> None:
         self.log = log_path.open("wb")
         self.proc = subprocess.Popen(
-            pinned(LOADGEN_CORE, [NODE, str(BENCH / "loadgen.mjs"), json.dumps(options)]),
+            pinned(LOADGEN_CORE, [NODE, str(BENCH / script), json.dumps(options)]),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.log,

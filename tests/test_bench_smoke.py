@@ -2,7 +2,8 @@
 LATENCY, RPC, MANY CHANNELS, and FAIRNESS, which only the Centrifugo protocol can run)
 for wirehub standalone and Node ws, and FANOUT and LATENCY for wirehub's subscribers over
 HTTP-streaming and SSE, with a handful of clients for one round and reports numbers for
-each; `bench/delta.py --smoke` runs the DELTA comparison.
+each; `bench/delta.py --smoke` runs the DELTA comparison, `bench/proxy.py --smoke` the
+EVENT PROXIES one.
 
 Asserts that it runs, delivers every publication and reports figures; never a timing
 threshold (see bench/README.md).
@@ -96,3 +97,33 @@ def test_delta_bench_smoke_shows_fewer_bytes_with_delta(tmp_path: Path) -> None:
             rows[cells[0]] = float(cells[1].replace(",", ""))
     assert rows["full payloads"] > 2000
     assert rows['delta: "fossil"'] < rows["full payloads"] / 3
+
+
+def test_proxy_bench_smoke_reports_both_cases(tmp_path: Path) -> None:
+    """`bench/proxy.py --smoke`: connects and RPCs decided in-process and by an HTTP proxy
+    backend, every connect accepted and every RPC answered with its own data, in both."""
+    if not (BENCH / "node_modules" / "ws").is_dir():
+        pytest.fail("bench/node_modules is missing: run `npm ci --prefix bench`")
+    report_path = tmp_path / "PROXY.md"
+    proc = subprocess.run(
+        [
+            *(sys.executable, str(BENCH / "proxy.py"), "--smoke"),
+            *("--output", str(report_path), "--results-dir", str(tmp_path)),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout(90),
+        check=False,
+    )
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    report = report_path.read_text(encoding="utf-8")
+    assert report.startswith("## EVENT PROXIES")
+    for case in ("in-process handlers", "HTTP proxy"):
+        (row,) = [line for line in report.splitlines() if line.startswith(f"| {case} |")]
+        cells = [cell.strip() for cell in row.strip().strip("|").split("|")]
+        # connects/s and RPC round trips/s; the backend's CPU only where there is one.
+        assert NUMBER.fullmatch(cells[1]), row
+        assert NUMBER.fullmatch(cells[4]), row
+        assert (cells[3] == "n/a") == (case == "in-process handlers"), row
+        assert cells[-1] == "1/1", f"incomplete: {row}"

@@ -180,7 +180,7 @@ _COMMANDS: list[tuple[str, str]] = [
     (r"^make (serve|test)\b", "make target exists (CI runs `make test` itself)"),
     (r"^\.venv/bin/wirehub token ", "run here"),
     (
-        r"^make example NAME=(chat|dashboard|game|editor|notifications)$",
+        r"^make example NAME=(chat|dashboard|game|editor|notifications|proxy)$",
         "make target exists; tests/examples/ runs each app as its Makefile recipe does",
     ),
     (
