@@ -147,6 +147,9 @@ def test_environ_false_ignores_the_environment(monkeypatch: pytest.MonkeyPatch) 
         ("[server]\nheader_count_limit = 0\n", "server.header_count_limit"),
         ("[server]\nrequest_head_size_limit = 4096\n", "server"),
         ("[server.tls]\nenabled = true\n", "server.tls"),
+        ("[client]\npong_timeout = '8 seconds'\n", "client.pong_timeout"),
+        ("[client]\nping_interval = '1.5s'\n", "client.ping_interval"),
+        ("[client]\nexpired_close_delay = '-1s'\n", "client.expired_close_delay"),
         ("[server.internal_tls]\nenabled = true\n", "server.internal_tls"),
         ("[server.tls]\ncert_file = 'x'\n", "server.tls.cert_file"),
         (
@@ -422,3 +425,59 @@ def test_limits_doc_snippets_load(tmp_path: Path) -> None:
     assert snippets
     for snippet in snippets:
         load_config(write(tmp_path, snippet), environ=False)
+
+
+def test_durations_are_seconds_or_centrifugo_duration_strings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Options copied from a Centrifugo config keep their meaning: "25s", "1m30s"."""
+    config = load_config(
+        write(
+            tmp_path,
+            "[client]\nping_interval = '30s'\npong_timeout = '500ms'\n"
+            "expired_close_delay = '1m30s'\n"
+            "[channel]\nhistory_meta_ttl = '720h'\n"
+            "[[channel.namespaces]]\nname = 'chat'\nhistory_size = 10\nhistory_ttl = '1.5m'\n"
+            "[client.proxy.connect]\nenabled = true\nendpoint = 'http://127.0.0.1:1/c'\n"
+            "timeout = '1s'\n",
+        )
+    )
+    assert config.client.ping_interval == 30
+    assert config.client.pong_timeout == 0.5
+    assert config.client.expired_close_delay == 90
+    assert config.channel.history_meta_ttl == 720 * 3600
+    assert config.channel.namespaces[0].history_ttl == 90
+    assert config.client.proxy.connect.timeout == 1
+    monkeypatch.setenv("WIREHUB_CLIENT__PONG_TIMEOUT", "2s")
+    monkeypatch.setenv("WIREHUB_CLIENT__STALE_CLOSE_DELAY", "7")
+    config = load_config()
+    assert (config.client.pong_timeout, config.client.stale_close_delay) == (2, 7)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("0", 0),
+        ("1h", 3600),
+        ("1.5s", 1.5),
+        ("300ms", 0.3),
+        ("2m3s", 123),
+        ("10us", 1e-5),
+        (" 4 ", 4),
+        ("+1s", 1),
+        ("-2s", -2),
+        (".5s", 0.5),
+    ],
+)
+def test_parse_duration(text: str, seconds: float) -> None:
+    from wirehub.durations import parse_duration
+
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "s", "1x", "1s2", "1 s", "1s 2m", "ms", "1..5s", "1d"])
+def test_parse_duration_refuses(text: str) -> None:
+    from wirehub.durations import parse_duration
+
+    with pytest.raises(ValueError, match="is not a duration"):
+        parse_duration(text)

@@ -18,11 +18,12 @@ import re
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from wirehub.durations import Duration, Seconds, WholeSeconds
 from wirehub.envconfig import EnvError, EnvValues, read_environment
 from wirehub.proxy import config as proxy_config
 from wirehub.proxy.config import (
@@ -68,7 +69,6 @@ __all__ = [
 
 logger = logging.getLogger("wirehub.config")
 
-Seconds = Annotated[float, Field(gt=0)]
 
 DEFAULT_TRANSPORT_HEADERS = (
     "authorization",
@@ -124,8 +124,8 @@ class NamespaceOptions(_Section, ChannelProxySwitches):
         False, description="extends the two presence options to anonymous users"
     )
     history_size: int = Field(0, ge=0, description="publications kept per channel; 0 keeps none")
-    history_ttl: float = Field(0.0, ge=0, description="seconds each kept publication lives")
-    history_meta_ttl: float = Field(
+    history_ttl: Duration = Field(0.0, ge=0, description="seconds each kept publication lives")
+    history_meta_ttl: Duration = Field(
         0.0, ge=0, description="this namespace's channel.history_meta_ttl; 0: that one"
     )
     force_positioning: bool = Field(False, description="detect gaps for every subscriber")
@@ -196,7 +196,7 @@ class ChannelConfig(_Section):
     proxy: ChannelProxies = Field(
         default_factory=ChannelProxies, description="subscribe, publish, sub_refresh proxies"
     )
-    history_meta_ttl: float = Field(
+    history_meta_ttl: Duration = Field(
         2_592_000.0,
         ge=0,
         description="seconds a stream's epoch and offset outlive its last publish or read "
@@ -235,7 +235,7 @@ class TokenConfig(_Section):
     ecdsa_public_key: str = Field("", description="PEM public key for ES256/ES384/ES512")
     audience: str = Field("", description="when set, the token's aud must contain it")
     issuer: str = Field("", description="when set, the token's iss must equal it")
-    leeway: float = Field(0.0, ge=0, description="clock skew allowed on exp/nbf, seconds")
+    leeway: Duration = Field(0.0, ge=0, description="clock skew allowed on exp/nbf, seconds")
 
 
 class RateLimitBucket(_Section):
@@ -351,7 +351,9 @@ class ClientConfig(_Section):
         default_factory=lambda: list(DEFAULT_TRANSPORT_HEADERS),
         description="request headers kept for handlers (TransportInfo.headers); the rest are dropped",
     )
-    ping_interval: int = Field(25, ge=1, description="server ping every so many whole seconds")
+    ping_interval: WholeSeconds = Field(
+        25, ge=1, description="server ping every so many whole seconds"
+    )
     pong_timeout: Seconds = Field(8.0, description="pong due within; else close 3012")
     stale_close_delay: Seconds = Field(10.0, description="connect due within; else close 3502")
     expired_close_delay: Seconds = Field(25.0, description="grace after token expiry; then 3005")
@@ -365,7 +367,7 @@ class ClientConfig(_Section):
     recovery_max_publication_limit: int = Field(
         300, gt=0, description="most publications one recovery replays; beyond, not recovered"
     )
-    channel_position_check_delay: float = Field(
+    channel_position_check_delay: Duration = Field(
         40.0,
         ge=0,
         description="seconds between checks of positioned subscriptions against the "
@@ -533,7 +535,7 @@ class ServerConfig(_Section):
     request_head_timeout: Seconds = Field(
         10.0, description="the request head (and TLS handshake) is due within; else closed"
     )
-    keep_alive_timeout: int = Field(
+    keep_alive_timeout: WholeSeconds = Field(
         5, ge=1, description="an idle keep-alive HTTP connection is closed after, whole seconds"
     )
     forwarded_allow_ips: list[str] = Field(

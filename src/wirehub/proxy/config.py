@@ -28,6 +28,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from wirehub.durations import Seconds
+
 if TYPE_CHECKING:
     from wirehub.config import Config
 
@@ -110,7 +112,7 @@ class ProxyOptions(_Section):
     """One proxy: where to POST events, and how."""
 
     endpoint: str = Field("", description="http:// or https:// URL the events are POSTed to")
-    timeout: float = Field(1.0, gt=0, description="seconds one call may take; then error 100")
+    timeout: Seconds = Field(1.0, description="seconds one call may take; then error 100")
     http_headers: list[str] = Field(
         default_factory=list,
         description="headers of the client's connection request forwarded to the backend "

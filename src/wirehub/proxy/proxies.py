@@ -43,6 +43,7 @@ Rules:
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -288,7 +289,7 @@ class Proxies:
             info = None if result is None else _json(wire.pick(result.info, result.b64info))
             meta = None if result is None else _json(wire.pick(result.meta, ""))
         except (_Failed, ValueError, ClientError, Disconnect):
-            client.proxy_refreshed(int(now) + RETRY_DELAY, None)
+            client.proxy_refreshed(math.ceil(now) + RETRY_DELAY, None)
             return
         if result is None or result.expired or result.expire_at <= self._node.clock():
             client.disconnect(DISCONNECT_EXPIRED)
@@ -370,7 +371,7 @@ class Proxies:
             info = None if result is None else _json(wire.pick(result.info, result.b64info))
         except (_Failed, ValueError, ClientError, Disconnect):
             if client.channels.get(channel) is context:
-                context.expire_at = int(now) + RETRY_DELAY
+                context.expire_at = math.ceil(now) + RETRY_DELAY
                 client.schedule_subscription_expiry(channel, context)
             return
         if client.channels.get(channel) is not context:
