@@ -1,7 +1,8 @@
-"""Fixtures of the example apps' browser tests: one Chromium for all of them.
+"""Fixtures of the example apps' browser tests: one Chromium per test module.
 
-Package-scoped, not session-scoped: while sync Playwright runs, its event loop is the
-thread's current loop, and the anyio tests of other packages could not start theirs."""
+Module-scoped: while sync Playwright runs, its event loop is the thread's current loop,
+and an anyio test (``test_proxy_backend.py`` here, any package after) could not start
+its own; a launch costs about a second."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from playwright.sync_api import Browser, sync_playwright
 from tests.examples.harness import CHROMIUM, CHROMIUM_ARGS
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
