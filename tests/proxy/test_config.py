@@ -3,6 +3,8 @@ with which message. A real ``wirehub serve`` refusing to start is in test_proxie
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -120,3 +122,15 @@ def test_a_full_configuration_loads() -> None:
     )
     # The transports keep what proxies forward, besides client.transport_headers.
     assert {"x-token", "cookie", "user-agent"} <= config.kept_headers
+
+
+def test_the_docs_configuration_loads(tmp_path: Path) -> None:
+    """docs/proxies.md's example configuration is a valid wirehub.toml."""
+    text = (Path(__file__).parents[2] / "docs" / "proxies.md").read_text()
+    match = re.search(r"```toml\n(.*?)```", text, re.DOTALL)
+    assert match is not None
+    path = tmp_path / "wirehub.toml"
+    path.write_text(match.group(1))
+    config = load_config(path, environ=False)
+    assert config.client.proxy.connect.timeout == 1.0
+    assert [p.name for p in config.proxies] == ["billing"]
