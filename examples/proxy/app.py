@@ -4,7 +4,7 @@ subscribes, what a message becomes, and answers RPCs, over HTTP.
 Run it from the repository root with ``make example NAME=proxy`` (it installs what the
 app needs first), or, once installed, ``.venv/bin/python examples/proxy/app.py --port
 8010``: the backend on port 8010 and, beside it, ``wirehub serve --config
-examples/proxy/wirehub.toml`` on port 8000, its proxies pointed at this backend. With
+examples/proxy/wirehub.toml`` on port 8001, its proxies pointed at this backend. With
 ``--no-wirehub`` only the backend runs (wirehub then runs elsewhere, as in production;
 the tests start both on their own).
 
@@ -177,8 +177,8 @@ def main() -> None:
     parser.add_argument(
         "--wirehub-port",
         type=int,
-        default=int(os.environ.get("PROXY_EXAMPLE_WIREHUB_PORT", "8000")),
-        help="wirehub's port (default 8000, PROXY_EXAMPLE_WIREHUB_PORT; 0: a free one)",
+        default=int(os.environ.get("PROXY_EXAMPLE_WIREHUB_PORT", "8001")),
+        help="wirehub's port (default 8001, next to `make serve` on 8000; PROXY_EXAMPLE_WIREHUB_PORT; 0: a free one)",
     )
     args = parser.parse_args()
     # Bound here, before the app starts, so that wirehub is told the actual port.

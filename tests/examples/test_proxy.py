@@ -29,7 +29,7 @@ _WIREHUB = re.compile(r"started wirehub serve \(pid \d+\): clients at ws://127\.
 
 @pytest.fixture(scope="module")
 def proxy_app() -> Iterator[AppProcess]:
-    # wirehub on a free port too (the README's is 8000).
+    # wirehub on a free port too (the README's is 8001).
     with running("proxy", env={"PROXY_EXAMPLE_WIREHUB_PORT": "0"}) as app:
         assert list(app.children.values()) == ["wirehub serve"]
         yield app
@@ -38,7 +38,7 @@ def proxy_app() -> Iterator[AppProcess]:
 def _on_ports(code: str, app: AppProcess) -> str:
     wirehub_port = app.wait_for(_WIREHUB).group(1)
     return code.replace("127.0.0.1:8010", app.url.removeprefix("http://")).replace(
-        "127.0.0.1:8000", f"127.0.0.1:{wirehub_port}"
+        "127.0.0.1:8001", f"127.0.0.1:{wirehub_port}"
     )
 
 
