@@ -33,12 +33,12 @@ from wirehub.config import Config, NamespaceOptions
 from wirehub.core.channels import ChannelRules
 from wirehub.core.client import Client
 from wirehub.core.cluster import Cluster
+from wirehub.core.connecting import NO_AUTH, Authenticator
 from wirehub.core.delta import DeltaCache
 from wirehub.core.emulation import EmulationRouter
 from wirehub.core.events import (
     ConnectEvent,
     ConnectHandler,
-    ConnectingEvent,
     ConnectingHandler,
     Credentials,
     DisconnectEvent,
@@ -46,7 +46,6 @@ from wirehub.core.events import (
     MessageEvent,
     MessageHandler,
     PublishHandler,
-    RefreshEvent,
     RefreshHandler,
     RPCEvent,
     RPCHandler,
@@ -71,14 +70,10 @@ from wirehub.core.subscriptions import (
     unsubscribe_cleanup,
 )
 from wirehub.errors import (
-    DISCONNECT_BAD_REQUEST,
-    DISCONNECT_EXPIRED,
-    DISCONNECT_INVALID_TOKEN,
     DISCONNECT_SHUTDOWN,
     ERROR_BAD_REQUEST,
     ERROR_INTERNAL,
     ERROR_METHOD_NOT_FOUND,
-    ERROR_PERMISSION_DENIED,
     ClientError,
     Disconnect,
 )
@@ -110,12 +105,6 @@ logger = logging.getLogger("wirehub.node")
 _TASKS_GRACE = 5.0
 
 _NO_VERIFIER: Any = object()
-
-_NO_AUTH = (
-    "no authentication is configured: set client.token.hmac_secret_key (or an RSA/ECDSA "
-    "public key) for connection tokens, set client.allow_anonymous_connect_without_token, "
-    "or register an on_connecting handler"
-)
 
 
 class Node(ServerAPI):
@@ -182,15 +171,14 @@ class Node(ServerAPI):
             from wirehub.auth.hooks import connect_verifier_from_config
 
             token_verifier = connect_verifier_from_config(self.config.client.token)
-        self._verifier: TokenVerifier | None = token_verifier
-        self._on_connecting: ConnectingHandler | None = None
+        self.auth = Authenticator(self, token_verifier)
+        """Connect and refresh decisions: tokens, the connect proxy, handlers."""
         self._on_connect: ConnectHandler | None = None
         self._on_subscribe: SubscribeHandler | None = None
         self._on_publish: PublishHandler | None = None
         self._on_disconnect: DisconnectHandler | None = None
         self._on_rpc: RPCHandler | None = None
         self._on_message: MessageHandler | None = None
-        self._on_refresh: RefreshHandler | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flusher: TickFlusher | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -215,7 +203,7 @@ class Node(ServerAPI):
 
     def on_connecting(self, handler: ConnectingHandler) -> ConnectingHandler:
         """Authenticate connections in code (before, or instead of, tokens)."""
-        self._on_connecting = handler
+        self.auth.on_connecting = handler
         return handler
 
     def on_connect(self, handler: ConnectHandler) -> ConnectHandler:
@@ -250,7 +238,7 @@ class Node(ServerAPI):
 
     def on_refresh(self, handler: RefreshHandler) -> RefreshHandler:
         """Refresh connections in code instead of with connection tokens."""
-        self._on_refresh = handler
+        self.auth.on_refresh = handler
         return handler
 
     @property
@@ -281,10 +269,8 @@ class Node(ServerAPI):
         self._loop = asyncio.get_running_loop()
         budget = self.config.client.queue_max_size >> 2
         self._flusher = TickFlusher(self._loop, byte_budget=budget)
-        anonymous = self.config.client.allow_anonymous_connect_without_token
-        proxied = self.proxies.connect_enabled
-        if self._verifier is None and self._on_connecting is None and not (anonymous or proxied):
-            logger.warning("every connection will be refused: %s", _NO_AUTH)
+        if self.auth.refuses_everyone():
+            logger.warning("every connection will be refused: %s", NO_AUTH)
         self.shutting_down = False
         await self.broker.start(self)
         await self.cluster.start()
@@ -402,70 +388,14 @@ class Node(ServerAPI):
         self, client: Client, request: ConnectRequest
     ) -> tuple[Credentials, Raw | None, tuple[str, ...]]:
         """Who ``client`` is, custom connect data, and its server-side channels."""
-        credentials, data = None, None
-        channels: tuple[str, ...] = ()
-        if self.proxies.proxies_connect(request):
-            # The backend decides first; on_connecting may refine (docs/proxies.md).
-            proxied = await self.proxies.connect(client, request)
-            if proxied is not None:
-                credentials, data = proxied.credentials, proxied.data
-        if self._on_connecting is not None:
-            event = _connecting_event(client, request, credentials)
-            reply = await self._on_connecting(event)
-            if reply is not None:
-                if reply.credentials is not None:
-                    credentials = reply.credentials
-                if reply.data is not None:
-                    data = to_raw(reply.data)
-                channels = reply.channels
-        if credentials is None:
-            credentials = self._credentials_from_request(client, request)
-        all_channels = tuple(dict.fromkeys((*credentials.channels, *channels)))
-        for channel in all_channels:
-            self.rules.namespace(channel)  # an unknown namespace fails the connect: 102
-        return credentials, data, all_channels
-
-    def _credentials_from_request(self, client: Client, request: ConnectRequest) -> Credentials:
-        if request.token:
-            if self._verifier is None:
-                logger.info("client %s sent a token, but no token key is configured", client.id)
-                raise DISCONNECT_INVALID_TOKEN
-            return self._verifier.verify_connect(request.token)
-        if self.config.client.allow_anonymous_connect_without_token:
-            return Credentials(user="")
-        if self.proxies.proxies_connect(request):
-            logger.info("client %s: the connect proxy gave no credentials", client.id)
-        elif self._verifier is None and self._on_connecting is None:
-            logger.warning("client %s refused with 3501: %s", client.id, _NO_AUTH)
-        else:
-            logger.info("client %s sent no credentials", client.id)
-        raise DISCONNECT_BAD_REQUEST
+        return await self.auth.authenticate(client, request)
 
     async def client_refresh(self, client: Client, token: str) -> int | None:
         """The connection's new expiry after a ``refresh`` command."""
-        if self._on_refresh is not None:
-            reply = await self._on_refresh(RefreshEvent(client.id, client.user, token))
-            if reply.expired:
-                raise DISCONNECT_EXPIRED
-            return reply.expire_at
-        if not token:
-            raise ERROR_BAD_REQUEST
-        if self._verifier is None:
-            raise DISCONNECT_INVALID_TOKEN
-        try:
-            credentials = self._verifier.verify_connect(token)
-        except ClientError as exc:
-            if exc.code == ErrorCode.TOKEN_EXPIRED:
-                raise DISCONNECT_EXPIRED from None
-            raise
-        if credentials.user != client.user:
-            raise DISCONNECT_INVALID_TOKEN
-        return credentials.expire_at
+        return await self.auth.refresh(client, token)
 
     def verify_subscription(self, token: str) -> SubscriptionCredentials:
-        if self._verifier is None:
-            raise ClientError(ERROR_PERMISSION_DENIED.code, ERROR_PERMISSION_DENIED.message)
-        return self._verifier.verify_subscription(token)
+        return self.auth.verify_subscription(token)
 
     def client_connected(self, client: Client, name: str = "", version: str = "") -> None:
         self._connecting.discard(client)
@@ -643,21 +573,6 @@ class Node(ServerAPI):
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("background task failed", exc_info=task.exception())
-
-
-def _connecting_event(
-    client: Client, request: ConnectRequest, credentials: Credentials | None
-) -> ConnectingEvent:
-    return ConnectingEvent(
-        client_id=client.id,
-        transport=client.transport.info,
-        token=request.token,
-        data=bytes(request.data),
-        name=request.name,
-        version=request.version,
-        headers=request.headers or {},
-        credentials=credentials,
-    )
 
 
 _NO_HISTORY = PublishOptions()
