@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import statistics
 import sys
 import tempfile
@@ -34,7 +33,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from redis_engine import wirehub
-from run import BENCH, KEPT, LoadGen, cpu_seconds, machine, raise_fd_limit, replace_section
+from run import (
+    BENCH,
+    KEPT,
+    LoadGen,
+    alternating_rounds,
+    cpu_seconds,
+    machine,
+    raise_fd_limit,
+    save_section,
+)
 
 RESULTS = BENCH / "results"
 CHANNEL = "doc:dashboard"
@@ -150,22 +158,11 @@ def main() -> int:
     if args.smoke:
         args.clients, args.messages, args.rounds = 20, 20, 1
     raise_fd_limit(args.clients * 2 + 100)
-    runs: dict[str, list[dict[str, Any]]] = {case: [] for case in CASES}
     with tempfile.TemporaryDirectory() as directory:
-        for round_ in range(args.rounds):
-            order = list(CASES) if round_ % 2 == 0 else list(reversed(CASES))
-            for index, case in enumerate(order):
-                run = measure(case, args, Path(directory), round_ * len(CASES) + index)
-                runs[case].append(run)
-                print(f"round {round_ + 1}: {case}: {run}", flush=True)
-    text = section(runs, args)
-    if args.output.exists():
-        replace_section(args.output, text)
-    else:
-        args.output.write_text(text, encoding="utf-8")
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    (args.results_dir / "delta.json").write_text(json.dumps(runs, indent=1))
-    print(text)
+        runs = alternating_rounds(
+            CASES, args.rounds, lambda case, n: measure(case, args, Path(directory), n)
+        )
+    save_section(args.output, section(runs, args), args.results_dir / "delta.json", runs)
     return 0 if all(run["complete"] for case_runs in runs.values() for run in case_runs) else 1
 
 

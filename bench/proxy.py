@@ -29,14 +29,9 @@ import argparse
 import contextlib
 import datetime as dt
 import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
@@ -52,17 +47,15 @@ from run import (
     BENCH,
     KEPT,
     LOADGEN_CORE,
-    ROOT,
     SERVER_CORE,
     LoadGen,
+    alternating_rounds,
     cpu_seconds,
     free_port,
+    listening,
     machine,
-    pinned,
     raise_fd_limit,
-    replace_section,
-    stop_group,
-    tail,
+    save_section,
 )
 
 from wirehub import Config, ConnectingEvent, ConnectingReply, Credentials, Node, RPCEvent, RPCReply
@@ -133,37 +126,6 @@ app = Starlette(
 
 
 # ---- one measurement ---------------------------------------------------------------------
-@contextlib.contextmanager
-def listening(
-    argv: list[str], core: str, log_path: Path, port: int
-) -> Iterator[subprocess.Popen[bytes]]:
-    """A process pinned to ``core``, once something accepts connections on ``port``."""
-    log = log_path.open("wb")
-    proc = subprocess.Popen(
-        pinned(core, argv),
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-        start_new_session=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{argv[:3]} exited with {proc.returncode}: {tail(log_path)}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{argv[:3]} did not listen within 30 s: {tail(log_path)}")
-            time.sleep(0.05)
-        yield proc
-    finally:
-        stop_group(proc, wait=5.0)
-        log.close()
-
-
 def measure(case: str, args: argparse.Namespace, tmp: Path, n: int) -> dict[str, Any]:
     """One round of one case: connects, then RPCs, on fresh processes."""
     config = tmp / f"{n}-wirehub.toml"
@@ -307,22 +269,11 @@ def main() -> int:
     if args.smoke:
         args.clients, args.connects, args.rpcs, args.rounds = 4, 40, 10, 1
     raise_fd_limit(args.clients * 4 + 200)
-    runs: dict[str, list[dict[str, Any]]] = {case: [] for case in CASES}
     with tempfile.TemporaryDirectory() as directory:
-        for round_ in range(args.rounds):
-            order = list(CASES) if round_ % 2 == 0 else list(reversed(CASES))
-            for index, case in enumerate(order):
-                run = measure(case, args, Path(directory), round_ * len(CASES) + index)
-                runs[case].append(run)
-                print(f"round {round_ + 1}: {case}: {run}", flush=True)
-    text = section(runs, args)
-    if args.output.exists():
-        replace_section(args.output, text)
-    else:
-        args.output.write_text(text, encoding="utf-8")
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    (args.results_dir / "proxy.json").write_text(json.dumps(runs, indent=1))
-    print(text)
+        runs = alternating_rounds(
+            CASES, args.rounds, lambda case, n: measure(case, args, Path(directory), n)
+        )
+    save_section(args.output, section(runs, args), args.results_dir / "proxy.json", runs)
     complete = all(
         run["connect_complete"] and run["rpc_complete"] for r in runs.values() for run in r
     )

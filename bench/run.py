@@ -35,7 +35,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -257,13 +257,15 @@ def stop_group(proc: subprocess.Popen[Any], wait: float = 10.0) -> None:
 
 
 @contextlib.contextmanager
-def server(
-    stack: Stack, log_path: Path, scenario: str = "fanout"
-) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    port = free_port()
+def listening(
+    argv: list[str], core: str, log_path: Path, port: int, *, name: str = "", wait: float = 5.0
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A process pinned to ``core``, once something accepts connections on ``port``;
+    its whole process group stopped afterwards (``wait`` seconds for a clean exit)."""
+    name = name or " ".join(argv[:3])
     log = log_path.open("wb")
     proc = subprocess.Popen(
-        pinned(SERVER_CORE, stack.command(port, scenario)),
+        pinned(core, argv),
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -275,18 +277,28 @@ def server(
         deadline = time.monotonic() + 30
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"{stack.name} exited with {proc.returncode}: {tail(log_path)}")
+                raise RuntimeError(f"{name} exited with {proc.returncode}: {tail(log_path)}")
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
                 break
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{stack.name} did not listen within 30 s: {tail(log_path)}")
+                raise RuntimeError(f"{name} did not listen within 30 s: {tail(log_path)}")
             time.sleep(0.05)
-        yield proc, port
+        yield proc
     finally:
-        # The figures are read; a server still busy with 5000 disconnects (python-socketio
-        # takes ~9 s) is not waited for long.
-        stop_group(proc, wait=3.0)
+        stop_group(proc, wait=wait)
         log.close()
+
+
+@contextlib.contextmanager
+def server(
+    stack: Stack, log_path: Path, scenario: str = "fanout"
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    port = free_port()
+    # The figures are read; a server still busy with 5000 disconnects (python-socketio
+    # takes ~9 s) is not waited for long.
+    argv = stack.command(port, scenario)
+    with listening(argv, SERVER_CORE, log_path, port, name=stack.name, wait=3.0) as proc:
+        yield proc, port
 
 
 def tail(path: Path, lines: int = 15) -> str:
@@ -702,6 +714,34 @@ def with_kept_sections(text: str, previous: Path) -> str:
         return text
     header, *rest = _sections(text)
     return "".join([header, *kept, *rest])
+
+
+def alternating_rounds(
+    cases: Iterable[str], rounds: int, measure: Callable[[str, int], dict[str, Any]]
+) -> dict[str, list[dict[str, Any]]]:
+    """``measure(case, n)`` for every case in every round, on fresh processes, the order
+    reversed every other round so that no case always runs first; ``n`` counts runs."""
+    names = list(cases)
+    runs: dict[str, list[dict[str, Any]]] = {case: [] for case in names}
+    for round_ in range(rounds):
+        order = names if round_ % 2 == 0 else list(reversed(names))
+        for index, case in enumerate(order):
+            run = measure(case, round_ * len(names) + index)
+            runs[case].append(run)
+            print(f"round {round_ + 1}: {case}: {run}", flush=True)
+    return runs
+
+
+def save_section(output: Path, text: str, raw: Path, runs: Any) -> None:
+    """A scenario script's kept section into ``output`` (created if missing) and its raw
+    runs as JSON into ``raw``; the section is printed too."""
+    if output.exists():
+        replace_section(output, text)
+    else:
+        output.write_text(text, encoding="utf-8")
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    raw.write_text(json.dumps(runs, indent=1))
+    print(text)
 
 
 def replace_section(path: Path, section: str) -> None:
