@@ -56,7 +56,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.interop.helpers import SECRET, EventLog, event, make_token
 from tests.support.pysdk import disconnect
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, serving
 from wirehub.cli import main
 
 pytestmark = [pytest.mark.anyio, pytest.mark.interop]
@@ -117,15 +117,9 @@ class Running:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    path = tmp_path_factory.mktemp("server-api") / "wirehub.toml"
-    path.write_text(CONFIG, encoding="utf-8")
-    process = ServerProcess(path)
-    try:
-        process.start()  # inside the try: a server that never says it is ready is stopped too
+    with serving(CONFIG, tmp_path_factory.mktemp("server-api")) as process:
         match = process.wait_for(r"internal endpoints at http://127\.0\.0\.1:(\d+)")
         yield Running(process, int(match.group(1)))
-    finally:
-        process.stop()
 
 
 class Events(ClientEventHandler):

@@ -24,7 +24,7 @@ import pytest
 from centrifuge.protocol import client_pb2 as pb
 
 from tests.proxy.backend import Backend, Recorded
-from tests.support.server import ServerProcess, timeout
+from tests.support.server import ServerProcess, serving, timeout
 from tests.transports.rawhttp import RawStream
 from tests.transports.rawpb import PROTOBUF, PbClient, open_upgrade
 from tests.transports.rawws import RawWebSocket
@@ -177,11 +177,9 @@ def backend() -> Iterator[Backend]:
 
 @pytest.fixture(scope="module")
 def server(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    path: Path = tmp_path_factory.mktemp("proxy") / "wirehub.toml"
-    path.write_text(server_config(backend.url, f"http://127.0.0.1:{_free_port()}"))
-    process = ServerProcess(path).start()
-    yield process
-    process.stop()
+    config = server_config(backend.url, f"http://127.0.0.1:{_free_port()}")
+    with serving(config, tmp_path_factory.mktemp("proxy")) as process:
+        yield process
 
 
 # Helpers.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -10,8 +11,9 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["TIMEOUT", "ServerProcess", "timeout"]
 
@@ -133,3 +135,16 @@ class ServerProcess:
             self.lines.append(line)
             self._queue.put(line)
         self._queue.put(None)
+
+
+@contextlib.contextmanager
+def serving(config: str, directory: Path, **options: Any) -> Iterator[ServerProcess]:
+    """``wirehub serve`` on ``config`` (TOML text, written to ``directory``), started,
+    and stopped afterwards even when it never said it was ready."""
+    path = directory / "wirehub.toml"
+    path.write_text(config, encoding="utf-8")
+    process = ServerProcess(path, **options)
+    try:
+        yield process.start()
+    finally:
+        process.stop()

@@ -12,11 +12,10 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.support.server import ServerProcess, timeout
+from tests.support.server import ServerProcess, serving, timeout
 from tests.transports.rawws import (
     BINARY,
     CLOSE,
@@ -58,13 +57,8 @@ def config(*, limit: int = LIMIT) -> str:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    path: Path = tmp_path_factory.mktemp("bad-input") / "wirehub.toml"
-    path.write_text(config(), encoding="utf-8")
-    process = ServerProcess(path)
-    try:
-        yield process.start()
-    finally:
-        process.stop()
+    with serving(config(), tmp_path_factory.mktemp("bad-input")) as process:
+        yield process
 
 
 @pytest.fixture

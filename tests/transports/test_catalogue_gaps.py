@@ -13,7 +13,6 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -21,7 +20,7 @@ import jwt
 import pytest
 
 from tests.interop.helpers import SECRET
-from tests.support.server import ServerProcess, timeout
+from tests.support.server import ServerProcess, serving, timeout
 from tests.transports.rawhttp import RawStream, request
 from tests.transports.rawws import PING, PONG, TEXT, RawWebSocket
 from tests.transports.test_http_limits import FLOOD, flood
@@ -71,13 +70,8 @@ JSON = {"Content-Type": "application/json"}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    path: Path = tmp_path_factory.mktemp("catalogue-gaps") / "wirehub.toml"
-    path.write_text(CONFIG, encoding="utf-8")
-    process = ServerProcess(path)
-    try:
-        yield process.start()
-    finally:
-        process.stop()
+    with serving(CONFIG, tmp_path_factory.mktemp("catalogue-gaps")) as process:
+        yield process
 
 
 @pytest.fixture

@@ -15,13 +15,12 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
-from tests.support.server import ServerProcess, timeout
+from tests.support.server import ServerProcess, serving, timeout
 from tests.transports.rawhttp import RawStream, request
 from tests.transports.rawws import READ_TIMEOUT, _Reader
 from wirehub.protocol.protobuf_codec import encode_message
@@ -61,13 +60,8 @@ CONNECT = b'{"id":1,"connect":{}}'
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    path: Path = tmp_path_factory.mktemp("emulation-bad-input") / "wirehub.toml"
-    path.write_text(CONFIG, encoding="utf-8")
-    process = ServerProcess(path)
-    try:
-        yield process.start()
-    finally:
-        process.stop()
+    with serving(CONFIG, tmp_path_factory.mktemp("emulation-bad-input")) as process:
+        yield process
 
 
 @pytest.fixture

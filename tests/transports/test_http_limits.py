@@ -15,11 +15,10 @@ import os
 import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.support.server import ServerProcess, timeout
+from tests.support.server import ServerProcess, serving, timeout
 from tests.transports.canary import CANARY_NAMESPACE, Canary
 from tests.transports.rawws import RawWebSocket, frame
 
@@ -41,13 +40,8 @@ allow_anonymous_connect_without_token = true
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    path: Path = tmp_path_factory.mktemp("http-limits") / "wirehub.toml"
-    path.write_text(CONFIG, encoding="utf-8")
-    process = ServerProcess(path)
-    try:
-        yield process.start()
-    finally:
-        process.stop()
+    with serving(CONFIG, tmp_path_factory.mktemp("http-limits")) as process:
+        yield process
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, serving
 from tests.transports.canary import CANARY_NAMESPACE, Canary
 from tests.transports.rawws import RawWebSocket, http_upgrade
 from wirehub.transports.logtext import LogThrottle, shown
@@ -115,13 +115,8 @@ allowed_origins = ["https://app.example.com"]
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    path = tmp_path_factory.mktemp("origin") / "wirehub.toml"
-    path.write_text(CONFIG.format(extra=""), encoding="utf-8")
-    process = ServerProcess(path)
-    try:
-        yield process.start()
-    finally:
-        process.stop()
+    with serving(CONFIG.format(extra=""), tmp_path_factory.mktemp("origin")) as process:
+        yield process
 
 
 @pytest.fixture

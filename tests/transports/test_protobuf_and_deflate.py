@@ -26,7 +26,7 @@ from centrifuge.protocol import client_pb2 as pb
 from websockets.asyncio.client import connect as async_connect
 from websockets.sync.client import ClientConnection, connect
 
-from tests.support.server import ServerProcess, timeout
+from tests.support.server import ServerProcess, serving, timeout
 from tests.transports.rawpb import (
     PROTOBUF,
     PbClient,
@@ -93,13 +93,8 @@ def config(*, compression: bool = False, limit: int = LIMIT, ping_interval: int 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One plain server for the tests that need no special settings."""
-    path: Path = tmp_path_factory.mktemp("protobuf") / "wirehub.toml"
-    path.write_text(config(), encoding="utf-8")
-    process = ServerProcess(path)
-    try:
-        yield process.start()
-    finally:
-        process.stop()
+    with serving(config(), tmp_path_factory.mktemp("protobuf")) as process:
+        yield process
 
 
 def new_channel() -> str:

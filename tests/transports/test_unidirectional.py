@@ -14,14 +14,13 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
 from tests.interop.helpers import SECRET, make_token
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, serving
 from tests.transports.rawhttp import RawStream, request
 from tests.transports.rawws import PING, PONG, TEXT, RawWebSocket, http_upgrade
 
@@ -61,13 +60,8 @@ name = "locked"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    path: Path = tmp_path_factory.mktemp("uni") / "wirehub.toml"
-    path.write_text(CONFIG, encoding="utf-8")
-    process = ServerProcess(path)
-    try:
-        yield process.start()
-    finally:
-        process.stop()
+    with serving(CONFIG, tmp_path_factory.mktemp("uni")) as process:
+        yield process
 
 
 @pytest.fixture
