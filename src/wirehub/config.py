@@ -322,6 +322,33 @@ class RateLimitConfig(_Section):
     )
 
 
+class DisconnectTo(_Section):
+    code: int = Field(ge=3000, le=4999, description="the disconnect code (3000-4999)")
+    reason: str = Field("", description="its reason (at most 123 bytes of UTF-8)")
+
+    @field_validator("reason")
+    @classmethod
+    def _fits_a_close_frame(cls, value: str) -> str:
+        if len(value.encode()) > 123:
+            raise ValueError("a disconnect reason must fit in 123 bytes")
+        return value
+
+
+class ConnectCodeTransform(_Section):
+    code: int = Field(ge=0, description="the connect's error code")
+    to: DisconnectTo
+
+
+class ConnectCodeToUnidirectionalDisconnect(_Section):
+    """Centrifugo's ``client.connect_code_to_unidirectional_disconnect``: how a failed
+    connect of a unidirectional client (which cannot read an error reply) ends."""
+
+    enabled: bool = Field(False, description="use these transforms before the default mapping")
+    transforms: list[ConnectCodeTransform] = Field(
+        default_factory=list, description="e.g. [{code = 4001, to = {code = 4501, reason = 'x'}}]"
+    )
+
+
 class ClientConfig(_Section):
     allow_anonymous_connect_without_token: bool = Field(
         False, description="connect with no token as the anonymous user ''"
@@ -387,6 +414,10 @@ class ClientConfig(_Section):
     )
     proxy: ClientProxies = Field(
         default_factory=ClientProxies, description="connect and refresh proxies"
+    )
+    connect_code_to_unidirectional_disconnect: ConnectCodeToUnidirectionalDisconnect = Field(
+        default_factory=ConnectCodeToUnidirectionalDisconnect,
+        description="a unidirectional client's failed connect: error code -> disconnect",
     )
 
     @field_validator("transport_headers")

@@ -7,12 +7,15 @@ nodes joined by the in-test bus of ``test_cluster.py``.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from tests.core.fakes import WAIT, FakeTransport, connect, frame, make_config
 from tests.core.test_cluster import eventually, two_nodes
 from wirehub import Node
+from wirehub.config import ConnectCodeToUnidirectionalDisconnect
 from wirehub.core.emulation import MAX_WAITING, Delivery
 from wirehub.core.events import TransportInfo
 from wirehub.core.unidirectional import unidirectional_disconnect
@@ -79,6 +82,34 @@ def test_connect_errors_map_to_unidirectional_disconnects(code: int, expected: i
     disconnect = unidirectional_disconnect(ClientError(code, "x"))
     assert disconnect.code == expected
     assert disconnect.reason
+
+
+def test_configured_transforms_come_before_the_default_mapping() -> None:
+    configured = ConnectCodeToUnidirectionalDisconnect(
+        enabled=True,
+        transforms=[
+            {"code": 4001, "to": {"code": 4501, "reason": "banned"}},
+            {"code": ErrorCode.PERMISSION_DENIED, "to": {"code": 4403, "reason": "no"}},
+        ],
+    )
+    mapped = unidirectional_disconnect(ClientError(4001, "x"), configured)
+    assert (mapped.code, mapped.reason) == (4501, "banned")
+    assert unidirectional_disconnect(ClientError(103, "x"), configured).code == 4403
+    assert unidirectional_disconnect(ClientError(109, "x"), configured).code == 3005
+    disabled = configured.model_copy(update={"enabled": False})
+    assert unidirectional_disconnect(ClientError(4001, "x"), disabled).code == 3004
+
+
+@pytest.mark.parametrize(
+    ("transform", "message"),
+    [
+        ({"code": 1, "to": {"code": 2999}}, "greater than or equal to 3000"),
+        ({"code": 1, "to": {"code": 4000, "reason": "é" * 62}}, "123 bytes"),
+    ],
+)
+def test_transforms_are_checked(transform: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        ConnectCodeToUnidirectionalDisconnect(enabled=True, transforms=[transform])
 
 
 async def test_emulation_connect_names_a_secret_session_and_the_node() -> None:

@@ -55,6 +55,10 @@ expired_close_delay = 0.5
 [client.token]
 hmac_secret_key = "{SECRET}"
 
+[client.connect_code_to_unidirectional_disconnect]
+enabled = true
+transforms = [{{ code = 1000, to = {{ code = 4502, reason = "refused by the backend" }} }}]
+
 [client.proxy.connect]
 enabled = true
 endpoint = "{url}/connect"
@@ -447,7 +451,9 @@ def test_status_to_code_transforms(server: ServerProcess) -> None:
 
 @pytest.mark.parametrize(
     ("mode", "code"),
-    [("", 0), ("sleep", 3004), ("invalid", 3004), ("error", 3004), ("disconnect", 4501)],
+    # The backend's error 1000 is transformed by client.connect_code_to_unidirectional_
+    # disconnect; the failures (100) take the default mapping.
+    [("", 0), ("sleep", 3004), ("invalid", 3004), ("error", 4502), ("disconnect", 4501)],
 )
 def test_unidirectional_connect_goes_through_the_proxy(
     server: ServerProcess, mode: str, code: int

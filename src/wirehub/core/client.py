@@ -500,7 +500,8 @@ class Client:
         exc.__traceback__ = None
         exc.__context__ = None
         if self._unidirectional:
-            self.disconnect(unidirectional_disconnect(exc))
+            configured = self._node.config.client.connect_code_to_unidirectional_disconnect
+            self.disconnect(unidirectional_disconnect(exc, configured))
             return
         if command.id == 0:
             return

@@ -10,16 +10,23 @@ mapping), which the client sees as a ``disconnect`` push before its stream ends:
 - 103 permission denied -> 3507 "permission denied" (terminal);
 - anything else -> 3004 "internal server error".
 
+``client.connect_code_to_unidirectional_disconnect`` (Centrifugo's option), when
+enabled, is looked up first: an error code listed there ends the connection with its
+configured disconnect (for example a connect proxy's own error codes).
+
 :func:`unidirectional_disconnect` is the one place the mapping lives, for every path
 that decides a connect's outcome (tokens, ``on_connecting``, proxies).
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from wirehub.errors import ClientError, Disconnect
 from wirehub.protocol.codes import DisconnectCode, ErrorCode
+
+if TYPE_CHECKING:
+    from wirehub.config import ConnectCodeToUnidirectionalDisconnect
 
 __all__ = ["unidirectional_disconnect"]
 
@@ -36,7 +43,13 @@ _BY_ERROR: Final[dict[int, Disconnect]] = {
 }
 
 
-def unidirectional_disconnect(error: ClientError) -> Disconnect:
+def unidirectional_disconnect(
+    error: ClientError, configured: ConnectCodeToUnidirectionalDisconnect | None = None
+) -> Disconnect:
     """The disconnect that ends a unidirectional connection whose connect failed with
-    ``error``."""
+    ``error``: the ``configured`` transform for its code, else the default mapping."""
+    if configured is not None and configured.enabled:
+        for transform in configured.transforms:
+            if transform.code == error.code:
+                return Disconnect(transform.to.code, transform.to.reason)
     return _BY_ERROR.get(error.code, _INTERNAL)
