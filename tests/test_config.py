@@ -147,6 +147,7 @@ def test_environ_false_ignores_the_environment(monkeypatch: pytest.MonkeyPatch) 
         ("[server]\nheader_count_limit = 0\n", "server.header_count_limit"),
         ("[server]\nrequest_head_size_limit = 4096\n", "server"),
         ("[server.tls]\nenabled = true\n", "server.tls"),
+        ("[engine.redis]\nprefix = 'app{1}'\n", "engine.redis.prefix"),
         ("[client]\npong_timeout = '8 seconds'\n", "client.pong_timeout"),
         ("[client]\nping_interval = '1.5s'\n", "client.ping_interval"),
         ("[client]\nexpired_close_delay = '-1s'\n", "client.expired_close_delay"),

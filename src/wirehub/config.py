@@ -688,7 +688,7 @@ class RedisEngineConfig(_Section):
         "wirehub",
         min_length=1,
         description="prefix of every key and PUB/SUB channel; setups sharing a Redis "
-        "must differ in it (PUB/SUB ignores db)",
+        "must differ in it (PUB/SUB ignores db); no braces (Cluster hash tags)",
     )
     db: int = Field(0, ge=0, description="database number (not for Redis Cluster)")
     user: str = Field("", description="Redis ACL user")
@@ -709,6 +709,16 @@ class RedisEngineConfig(_Section):
         description="Redis Cluster only: sharded PUB/SUB (SSUBSCRIBE, Redis 7) over this "
         "many partitions, one PUB/SUB connection each; 0: off. Changing it renames keys",
     )
+
+    @field_validator("prefix")
+    @classmethod
+    def _no_braces(cls, value: str) -> str:
+        if "{" in value or "}" in value:
+            raise ValueError(
+                "a prefix must not contain { or }: in a Redis Cluster they would make the "
+                "hash tag, and a channel's keys would no longer share a slot"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_kind_of_address(self) -> Self:
