@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from wirehub.durations import Duration, Seconds, WholeSeconds
@@ -32,6 +32,16 @@ from wirehub.proxy.config import (
     ClientProxies,
     NamedProxy,
     RpcConfig,
+)
+from wirehub.sections import HEADER_NAME, Section
+from wirehub.transports.config import (
+    EmulationConfig,
+    HttpStreamConfig,
+    SseConfig,
+    UniHttpStreamConfig,
+    UniSseConfig,
+    UniWebSocketConfig,
+    WebSocketConfig,
 )
 
 __all__ = [
@@ -85,11 +95,7 @@ class ConfigError(Exception):
     """The configuration is invalid; the message names the option."""
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class NamespaceOptions(_Section, ChannelProxySwitches):
+class NamespaceOptions(Section, ChannelProxySwitches):
     """Per-namespace channel options (the names Centrifugo uses); the proxy switches
     come from :class:`~wirehub.proxy.config.ChannelProxySwitches`."""
 
@@ -182,7 +188,7 @@ class NamespaceOptions(_Section, ChannelProxySwitches):
         return value
 
 
-class ChannelConfig(_Section):
+class ChannelConfig(Section):
     max_length: int = Field(255, gt=0, description="longest channel name, in bytes")
     namespace_boundary: str = Field(":", min_length=1, description="separates namespace and name")
     user_boundary: str = Field("#", min_length=1, description="starts the user list of a channel")
@@ -227,7 +233,7 @@ class ChannelConfig(_Section):
         return self
 
 
-class TokenConfig(_Section):
+class TokenConfig(Section):
     """Keys for connection JWTs. An algorithm works only if its key is configured."""
 
     hmac_secret_key: str = Field("", description="secret for HS256/HS384/HS512")
@@ -238,14 +244,14 @@ class TokenConfig(_Section):
     leeway: Duration = Field(0.0, ge=0, description="clock skew allowed on exp/nbf, seconds")
 
 
-class RateLimitBucket(_Section):
+class RateLimitBucket(Section):
     """A token bucket: ``rate`` commands per ``interval``, all of them at once at most."""
 
     interval: Seconds = Field(1.0, description="seconds in which 'rate' commands may come")
     rate: int = Field(1, gt=0, description="commands allowed per interval")
 
 
-class CommandRateLimit(_Section):
+class CommandRateLimit(Section):
     """Buckets for one command (or for ``total``/``default``); all must have a token."""
 
     enabled: bool = Field(False, description="check these buckets")
@@ -268,7 +274,7 @@ def _enabled(interval: float, rate: int) -> CommandRateLimit:
     return CommandRateLimit(enabled=True, buckets=[RateLimitBucket(interval=interval, rate=rate)])
 
 
-class ClientCommandRateLimit(_Section):
+class ClientCommandRateLimit(Section):
     """Per-connection command rate limits (the names of Centrifugo PRO's
     ``client.rate_limit.client_command``). Over a limit: error 111 (temporary); more
     refusals than ``refused`` allows: disconnect 3013."""
@@ -316,13 +322,13 @@ class ClientCommandRateLimit(_Section):
     )
 
 
-class RateLimitConfig(_Section):
+class RateLimitConfig(Section):
     client_command: ClientCommandRateLimit = Field(
         default_factory=ClientCommandRateLimit, description="per-connection command limits"
     )
 
 
-class DisconnectTo(_Section):
+class DisconnectTo(Section):
     code: int = Field(ge=3000, le=4999, description="the disconnect code (3000-4999)")
     reason: str = Field("", description="its reason (at most 123 bytes of UTF-8)")
 
@@ -334,12 +340,12 @@ class DisconnectTo(_Section):
         return value
 
 
-class ConnectCodeTransform(_Section):
+class ConnectCodeTransform(Section):
     code: int = Field(ge=0, description="the connect's error code")
     to: DisconnectTo
 
 
-class ConnectCodeToUnidirectionalDisconnect(_Section):
+class ConnectCodeToUnidirectionalDisconnect(Section):
     """Centrifugo's ``client.connect_code_to_unidirectional_disconnect``: how a failed
     connect of a unidirectional client (which cannot read an error reply) ends."""
 
@@ -349,7 +355,7 @@ class ConnectCodeToUnidirectionalDisconnect(_Section):
     )
 
 
-class ClientConfig(_Section):
+class ClientConfig(Section):
     allow_anonymous_connect_without_token: bool = Field(
         False, description="connect with no token as the anonymous user ''"
     )
@@ -424,7 +430,7 @@ class ClientConfig(_Section):
     @classmethod
     def _header_names(cls, value: list[str]) -> list[str]:
         for name in value:
-            if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", name):
+            if not HEADER_NAME.fullmatch(name):
                 raise ValueError(f"not a header name: {name!r}")
         return [name.lower() for name in value]
 
@@ -435,89 +441,7 @@ class ClientConfig(_Section):
         return self
 
 
-class WebSocketConfig(_Section):
-    message_size_limit: int = Field(
-        65_536,
-        gt=0,
-        description="largest incoming message, bytes (decompressed); beyond, close 1009",
-    )
-    compression: bool = Field(
-        False, description="negotiate permessage-deflate with clients that offer it"
-    )
-    compression_level: int = Field(
-        1, ge=0, le=9, description="zlib level of outgoing frames, 0 (none) to 9 (smallest)"
-    )
-    pre_connect_message_size_limit: int = Field(
-        16_384,
-        gt=0,
-        description="largest incoming message before the connect command succeeded, bytes; beyond, close 1009",
-    )
-
-
-_BODY_SIZE = 65_536
-
-
-class HttpStreamConfig(_Section):
-    """Bidirectional emulation over HTTP streaming (``POST /connection/http_stream``)."""
-
-    enabled: bool = Field(
-        False, description="serve /connection/http_stream (and /emulation for its commands)"
-    )
-    max_request_body_size: int = Field(
-        _BODY_SIZE, gt=0, description="largest body of the connecting POST, bytes; beyond, 413"
-    )
-
-
-class SseConfig(_Section):
-    """Bidirectional emulation over Server-Sent Events (``/connection/sse``)."""
-
-    enabled: bool = Field(
-        False, description="serve /connection/sse (and /emulation for its commands)"
-    )
-    max_request_body_size: int = Field(
-        _BODY_SIZE, gt=0, description="largest body of a connecting POST, bytes; beyond, 413"
-    )
-
-
-class EmulationConfig(_Section):
-    """``POST /emulation``: the commands of HTTP-streaming and SSE clients."""
-
-    max_request_body_size: int = Field(
-        _BODY_SIZE, gt=0, description="largest emulation request body, bytes; beyond, 413"
-    )
-
-
-class UniWebSocketConfig(_Section):
-    """Unidirectional WebSocket (``/connection/uni_websocket``): pushes only."""
-
-    enabled: bool = Field(False, description="serve /connection/uni_websocket")
-    message_size_limit: int = Field(
-        _BODY_SIZE, gt=0, description="largest incoming message (the connect request), bytes"
-    )
-    join_push_messages: bool = Field(
-        False, description="several pushes per WebSocket message, joined by newlines"
-    )
-
-
-class UniSseConfig(_Section):
-    """Unidirectional SSE (``/connection/uni_sse``): a plain ``EventSource`` works."""
-
-    enabled: bool = Field(False, description="serve /connection/uni_sse")
-    max_request_body_size: int = Field(
-        _BODY_SIZE, gt=0, description="largest body of a connecting POST, bytes; beyond, 413"
-    )
-
-
-class UniHttpStreamConfig(_Section):
-    """Unidirectional HTTP streaming (``POST /connection/uni_http_stream``)."""
-
-    enabled: bool = Field(False, description="serve /connection/uni_http_stream")
-    max_request_body_size: int = Field(
-        _BODY_SIZE, gt=0, description="largest body of the connecting POST, bytes; beyond, 413"
-    )
-
-
-class TLSConfig(_Section):
+class TLSConfig(Section):
     """TLS for a listener: Centrifugo v6's TLS object (the PEM file fields)."""
 
     enabled: bool = Field(False, description="serve https:// and wss:// on this port")
@@ -531,7 +455,7 @@ class TLSConfig(_Section):
         return self
 
 
-class ServerConfig(_Section):
+class ServerConfig(Section):
     host: str = Field("127.0.0.1", description="address to listen on")
     port: int = Field(8000, ge=0, le=65535, description="port to listen on (0: any free one)")
     internal_port: int | None = Field(
@@ -592,7 +516,7 @@ class ServerConfig(_Section):
         return self
 
 
-class HttpApiConfig(_Section):
+class HttpApiConfig(Section):
     """The Centrifugo-compatible server API (``POST /api/<method>``)."""
 
     key: str = Field(
@@ -617,23 +541,23 @@ class HttpApiConfig(_Section):
         return value
 
 
-class PrometheusConfig(_Section):
+class PrometheusConfig(Section):
     enabled: bool = Field(False, description="serve Prometheus metrics at /metrics")
 
 
-class LogConfig(_Section):
+class LogConfig(Section):
     format: Literal["text", "json"] = Field(
         "text", description="'json': one JSON object per line, for log shippers"
     )
 
 
-class NodeConfig(_Section):
+class NodeConfig(Section):
     name: str = Field(
         "", description="this node's name in the API's info (default: <hostname>_<port>)"
     )
 
 
-class DemoConfig(_Section):
+class DemoConfig(Section):
     enabled: bool = Field(False, description="serve the live chat demo at /")
     assets_dir: str = Field(
         "",
@@ -644,7 +568,7 @@ class DemoConfig(_Section):
     )
 
 
-class RedisTLSConfig(_Section):
+class RedisTLSConfig(Section):
     """TLS towards Redis (Centrifugo's TLS option names, the ones that apply)."""
 
     enabled: bool = Field(False, description="connect over TLS (rediss:// URLs turn it on too)")
@@ -660,7 +584,7 @@ class RedisTLSConfig(_Section):
 _REDIS_ADDRESS = "redis://127.0.0.1:6379"
 
 
-class RedisEngineConfig(_Section):
+class RedisEngineConfig(Section):
     """The Redis engine: broker, presence and node-to-node control over Redis or Valkey."""
 
     address: str | list[str] = Field(
@@ -737,7 +661,7 @@ class RedisEngineConfig(_Section):
         return self
 
 
-class EngineConfig(_Section):
+class EngineConfig(Section):
     type: Literal["memory", "redis"] = Field(
         "memory",
         description="memory: one process; redis: many nodes and workers sharing Redis",

@@ -26,9 +26,10 @@ import re
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from wirehub.durations import Seconds
+from wirehub.sections import HEADER_NAME, Section
 
 if TYPE_CHECKING:
     from wirehub.config import Config
@@ -55,25 +56,20 @@ DEFAULT_PROXY = "default"
 """The name of the proxy configured under ``channel.proxy.*`` / ``rpc.proxy``."""
 
 _NAME = re.compile(r"[A-Za-z0-9_\-.]+")
-_HEADER = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class StatusToError(_Section):
+class StatusToError(Section):
     code: int = Field(ge=0, le=2**32 - 1, description="error code sent to the client")
     message: str = Field("", description="error message")
     temporary: bool = Field(False, description="the SDK retries")
 
 
-class StatusToDisconnect(_Section):
+class StatusToDisconnect(Section):
     code: int = Field(ge=3000, le=4999, description="disconnect code")
     reason: str = Field(min_length=1, max_length=123, description="disconnect reason")
 
 
-class StatusTransform(_Section):
+class StatusTransform(Section):
     """A non-200 status of the backend turned into an error or a disconnect."""
 
     status_code: int = Field(ge=100, le=599, description="the backend's HTTP status")
@@ -89,7 +85,7 @@ class StatusTransform(_Section):
         return self
 
 
-class ProxyHttp(_Section):
+class ProxyHttp(Section):
     static_headers: dict[str, str] = Field(
         default_factory=dict, description="headers added to every request to this proxy"
     )
@@ -101,14 +97,14 @@ class ProxyHttp(_Section):
     @classmethod
     def _header_names(cls, value: dict[str, str]) -> dict[str, str]:
         for name, header in value.items():
-            if not _HEADER.fullmatch(name):
+            if not HEADER_NAME.fullmatch(name):
                 raise ValueError(f"not a header name: {name!r}")
             if "\r" in header or "\n" in header:
                 raise ValueError(f"header {name!r}: a value must not hold a line break")
         return value
 
 
-class ProxyOptions(_Section):
+class ProxyOptions(Section):
     """One proxy: where to POST events, and how."""
 
     endpoint: str = Field("", description="http:// or https:// URL the events are POSTed to")
@@ -161,7 +157,7 @@ class ProxyOptions(_Section):
     @classmethod
     def _header_list(cls, value: list[str]) -> list[str]:
         for name in value:
-            if not _HEADER.fullmatch(name):
+            if not HEADER_NAME.fullmatch(name):
                 raise ValueError(f"not a header name: {name!r}")
         return [name.lower() for name in value]
 
@@ -202,7 +198,7 @@ class NamedProxy(ProxyOptions):
         return self
 
 
-class ClientProxies(_Section):
+class ClientProxies(Section):
     connect: ToggledProxy = Field(
         default_factory=ToggledProxy,
         description="the backend authenticates connections sent without a token",
@@ -213,7 +209,7 @@ class ClientProxies(_Section):
     )
 
 
-class ChannelProxies(_Section):
+class ChannelProxies(Section):
     subscribe: ProxyOptions = Field(
         default_factory=ProxyOptions, description="the 'default' subscribe proxy"
     )
@@ -244,7 +240,7 @@ class ChannelProxySwitches(BaseModel):
     sub_refresh_proxy_name: str = Field(DEFAULT_PROXY, description="which proxy")
 
 
-class RpcNamespace(_Section):
+class RpcNamespace(Section):
     name: str = Field("", description="methods 'name:...' belong to it")
     proxy_enabled: bool = Field(False, description="the rpc proxy answers these methods")
     proxy_name: str = Field(
@@ -252,7 +248,7 @@ class RpcNamespace(_Section):
     )
 
 
-class RpcConfig(_Section):
+class RpcConfig(Section):
     proxy: ProxyOptions = Field(default_factory=ProxyOptions, description="the 'default' rpc proxy")
     without_namespace: RpcNamespace = Field(
         default_factory=RpcNamespace, description="methods without a namespace"
