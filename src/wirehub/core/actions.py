@@ -15,6 +15,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from wirehub.core.events import ServerSubscription
+from wirehub.core.hub import Encoder
 from wirehub.core.publish import check_protocol
 from wirehub.core.subscriptions import subscribe as subscribe_channel
 from wirehub.errors import DISCONNECT_EXPIRED, ClientError, Disconnect
@@ -163,12 +164,7 @@ def refresh(node: Node, command: RefreshCommand) -> int:
 def send(node: Node, command: SendCommand) -> int:
     """A ``message`` push, encoded once per protocol among the targeted connections."""
     chosen = targets(node, command.target)
-    reply = Reply(push=Push(message=Message(data=command.data)))
-    encoded: dict[str, bytes] = {}
+    encoder = Encoder(Reply(push=Push(message=Message(data=command.data))))
     for client in chosen:
-        codec = client.codec
-        frame = encoded.get(codec.name)
-        if frame is None:
-            frame = encoded[codec.name] = codec.encode_reply(reply)
-        client.enqueue(frame)
+        client.enqueue(encoder.get(client.codec))
     return len(chosen)

@@ -41,12 +41,12 @@ if TYPE_CHECKING:
     from wirehub.core.tags_filter import TagsFilter
     from wirehub.protocol.codec import Codec
 
-__all__ = ["Hub"]
+__all__ = ["Encoder", "Hub"]
 
 Buffered = list[tuple[Publication, StreamPosition]]
 
 
-class _Encoder:
+class Encoder:
     """Encodes one push at most once per codec, on first use.
 
     Payloads were checked when published (:mod:`wirehub.core.publish`): whatever
@@ -250,7 +250,7 @@ class Hub:
         allow_delta = publication.delta
         if allow_delta:
             publication = msgspec.structs.replace(publication, delta=False)
-        encoder = _Encoder(Reply(push=Push(channel=channel, pub=publication)))
+        encoder = Encoder(Reply(push=Push(channel=channel, pub=publication)))
         metrics = self.metrics
         reached = 0
         plain = self._plain.get(channel)
@@ -314,7 +314,7 @@ class Hub:
         self,
         channel: str,
         positioned: dict[Client, StreamPosition],
-        encoder: _Encoder,
+        encoder: Encoder,
         position: StreamPosition,
     ) -> list[Client]:
         """Deliver to positioned subscribers; return those it was queued for."""
@@ -346,16 +346,16 @@ class Hub:
 
     def _broadcast_to(
         self, channel: str, reply: Reply
-    ) -> tuple[tuple[Client, ...], _Encoder] | None:
+    ) -> tuple[tuple[Client, ...], Encoder] | None:
         clients = self._join_leave.get(channel)
         if not clients:
             return None
-        snapshot, encoder = tuple(clients), _Encoder(reply)
+        snapshot, encoder = tuple(clients), Encoder(reply)
         _fan_out(snapshot, encoder)
         return snapshot, encoder
 
 
-def _fan_out(clients: tuple[Client, ...], encoder: _Encoder) -> None:
+def _fan_out(clients: tuple[Client, ...], encoder: Encoder) -> None:
     """Queue the push for every client: a plain call each, no await."""
     codec: Codec | None = None
     data = b""
@@ -366,11 +366,11 @@ def _fan_out(clients: tuple[Client, ...], encoder: _Encoder) -> None:
         client.enqueue(data)
 
 
-def _deliver(client: Client, encoder: _Encoder) -> None:
+def _deliver(client: Client, encoder: Encoder) -> None:
     client.enqueue(encoder.get(client.codec))
 
 
-def _count(metrics: HubMetrics, kind: str, clients: Sequence[Client], encoder: _Encoder) -> None:
+def _count(metrics: HubMetrics, kind: str, clients: Sequence[Client], encoder: Encoder) -> None:
     """Add one fan-out's deliveries (``kind``: publication, join or leave) and bytes: per
     fan-out, not per delivery, unless subscribers of several codecs (so transports)
     shared it."""
