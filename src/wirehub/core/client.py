@@ -579,7 +579,7 @@ class Client:
             raise DISCONNECT_BAD_REQUEST
         try:
             self.emulated_headers = self._node.proxies.emulated_headers(request)
-            credentials, data, channels = await self._node.authenticate(self, request)
+            credentials, data, channels = await self._node.auth.authenticate(self, request)
             expire_at = expiry.clamp_expire_at(credentials.expire_at)  # bad: nothing done yet
             proxied = self._node.proxies.proxies_connect(request)
             if self._unidirectional and request.subs and not proxied:
@@ -715,7 +715,7 @@ class Client:
         self._set_expiry(expire_at)
 
     async def _handle_refresh(self, token: str) -> RefreshResult:
-        expire_at = await self._node.client_refresh(self, token)
+        expire_at = await self._node.auth.refresh(self, token)
         ttl = self._set_expiry(expire_at)
         return RefreshResult(
             client=self.id, version=self._node.version, expires=ttl is not None, ttl=ttl or 0
@@ -742,7 +742,7 @@ class Client:
             raise ERROR_PERMISSION_DENIED
         if not token:
             raise ERROR_BAD_REQUEST
-        credentials = self._node.verify_subscription(token)
+        credentials = self._node.auth.verify_subscription(token)
         # A token for another channel, user or connection: refused, as on subscribe.
         if credentials.channel != channel or credentials.user != self.user:
             raise ERROR_PERMISSION_DENIED

@@ -40,7 +40,6 @@ from wirehub.core.events import (
     ConnectEvent,
     ConnectHandler,
     ConnectingHandler,
-    Credentials,
     DisconnectEvent,
     DisconnectHandler,
     MessageEvent,
@@ -51,7 +50,6 @@ from wirehub.core.events import (
     RPCHandler,
     ServerSubscription,
     SubscribeHandler,
-    SubscriptionCredentials,
     TokenVerifier,
 )
 from wirehub.core.flusher import TickFlusher
@@ -81,7 +79,6 @@ from wirehub.protocol.codec import Codec
 from wirehub.protocol.codes import ErrorCode
 from wirehub.protocol.types import (
     ClientInfo,
-    ConnectRequest,
     HistoryRequest,
     HistoryResult,
     PresenceResult,
@@ -383,19 +380,6 @@ class Node(ServerAPI):
         self.cluster.handle_control(data)
 
     # Client side: called by Client only.
-
-    async def authenticate(
-        self, client: Client, request: ConnectRequest
-    ) -> tuple[Credentials, Raw | None, tuple[str, ...]]:
-        """Who ``client`` is, custom connect data, and its server-side channels."""
-        return await self.auth.authenticate(client, request)
-
-    async def client_refresh(self, client: Client, token: str) -> int | None:
-        """The connection's new expiry after a ``refresh`` command."""
-        return await self.auth.refresh(client, token)
-
-    def verify_subscription(self, token: str) -> SubscriptionCredentials:
-        return self.auth.verify_subscription(token)
 
     def client_connected(self, client: Client, name: str = "", version: str = "") -> None:
         self._connecting.discard(client)

@@ -218,7 +218,7 @@ async def _authorize(
 ) -> _Grant:
     channel = request.channel
     if request.token:
-        credentials = node.verify_subscription(request.token)
+        credentials = node.auth.verify_subscription(request.token)
         if (
             credentials.channel != channel
             or credentials.user != client.user
