@@ -69,15 +69,15 @@ def test_bench_smoke_reports_numbers_for_wirehub_and_node_ws(tmp_path: Path) -> 
         assert label in proc.stdout
 
 
-def test_delta_bench_smoke_shows_fewer_bytes_with_delta(tmp_path: Path) -> None:
-    """`bench/delta.py --smoke`: both cases complete; a delta subscriber receives fewer
-    bytes per delivery (a count of bytes, not a timing)."""
+def scenario_report(script: str, tmp_path: Path) -> str:
+    """Run ``bench/<script> --smoke`` with its report and raw JSON in ``tmp_path``; the
+    kept section it wrote."""
     if not (BENCH / "node_modules" / "ws").is_dir():
         pytest.fail("bench/node_modules is missing: run `npm ci --prefix bench`")
-    report_path = tmp_path / "DELTA.md"
+    report_path = tmp_path / "REPORT.md"
     proc = subprocess.run(
         [
-            *(sys.executable, str(BENCH / "delta.py"), "--smoke"),
+            *(sys.executable, str(BENCH / script), "--smoke"),
             *("--output", str(report_path), "--results-dir", str(tmp_path)),
         ],
         capture_output=True,
@@ -87,7 +87,13 @@ def test_delta_bench_smoke_shows_fewer_bytes_with_delta(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-    report = report_path.read_text(encoding="utf-8")
+    return report_path.read_text(encoding="utf-8")
+
+
+def test_delta_bench_smoke_shows_fewer_bytes_with_delta(tmp_path: Path) -> None:
+    """`bench/delta.py --smoke`: both cases complete; a delta subscriber receives fewer
+    bytes per delivery (a count of bytes, not a timing)."""
+    report = scenario_report("delta.py", tmp_path)
     assert report.startswith("## DELTA")
     rows = {}
     for line in report.splitlines():
@@ -102,22 +108,7 @@ def test_delta_bench_smoke_shows_fewer_bytes_with_delta(tmp_path: Path) -> None:
 def test_proxy_bench_smoke_reports_both_cases(tmp_path: Path) -> None:
     """`bench/proxy.py --smoke`: connects and RPCs decided in-process and by an HTTP proxy
     backend, every connect accepted and every RPC answered with its own data, in both."""
-    if not (BENCH / "node_modules" / "ws").is_dir():
-        pytest.fail("bench/node_modules is missing: run `npm ci --prefix bench`")
-    report_path = tmp_path / "PROXY.md"
-    proc = subprocess.run(
-        [
-            *(sys.executable, str(BENCH / "proxy.py"), "--smoke"),
-            *("--output", str(report_path), "--results-dir", str(tmp_path)),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=timeout(90),
-        check=False,
-    )
-    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-    report = report_path.read_text(encoding="utf-8")
+    report = scenario_report("proxy.py", tmp_path)
     assert report.startswith("## EVENT PROXIES")
     for case in ("in-process handlers", "HTTP proxy"):
         (row,) = [line for line in report.splitlines() if line.startswith(f"| {case} |")]
