@@ -4,9 +4,9 @@
     .venv/bin/python bench/redis_engine.py --clients 500 --rounds 1 --output /tmp/r.md
 
 PUBLISH: publications/s and CPU per publication through one broker, in a process of its
-own pinned to core 0, sequential (each awaited) and concurrent (1000 at a time), with
-history (size 100) and the broker subscribed to the channel, so the cost of receiving
-the publication back over PUB/SUB is counted too.
+own pinned to core 0 on uvloop (the server's event loop), sequential (each awaited) and
+concurrent (1000 at a time), with history (size 100) and the broker subscribed to the
+channel, so the cost of receiving the publication back over PUB/SUB is counted too.
 
 FAN-OUT: a burst of publications to C subscribers of one channel (bench/loadgen.mjs on
 core 1), served by one node on the memory engine, one node on Redis, two nodes on Redis
@@ -35,6 +35,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -354,7 +356,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.publish_worker:
         engine, mode, count, url = args.publish_worker
-        print(json.dumps(asyncio.run(publish_worker(engine, mode, int(count), url))))
+        # uvloop, as under `wirehub serve` (and uvicorn[standard] when embedded).
+        print(json.dumps(uvloop.run(publish_worker(engine, mode, int(count), url))))
         return 0
     raise_fd_limit(args.clients * 4 + 100)
     publish: dict[str, list[dict[str, Any]]] = {}

@@ -167,6 +167,32 @@ async def test_redis_down_fails_fast_then_service_resumes(server: RedisServer) -
         await engine.broker.close()
 
 
+async def test_scripts_flushed_from_redis_are_sent_again(server: RedisServer) -> None:
+    """After SCRIPT FLUSH (as after a restart or a failover to a replica that never saw
+    them) every scripted command still works: the node sends the script's source."""
+    engine = create_engine(server.url, prefix=unique_prefix())
+    recorder = Recorder()
+    await engine.broker.start(recorder)
+    try:
+        await engine.broker.subscribe("a")
+        first = await engine.broker.publish("a", pub(1), KEEP)
+        shard = shard_of(Peer(engine.broker, engine.presence_manager), "a")
+        assert await shard.call("SCRIPT", "FLUSH") == b"OK"  # type: ignore[attr-defined]
+        second = await engine.broker.publish("a", pub(2), KEEP)
+        assert (second.offset, second.epoch) == (2, first.epoch)
+        await shard.call("SCRIPT", "FLUSH")  # type: ignore[attr-defined]
+        options = PublishOptions(history_size=10, history_ttl=60, idempotency_key="k")
+        third = await engine.broker.publish("a", pub(3), options)
+        assert (await engine.broker.publish("a", pub(3), options)) == third
+        await shard.call("SCRIPT", "FLUSH")  # type: ignore[attr-defined]
+        page = await engine.broker.history("a", HistoryOptions(limit=-1))
+        assert [p.offset for p in page.publications] == [1, 2, 3]
+        await recorder.wait(lambda: len(recorder.of("a")) == 3, "three publications")
+        assert [p.offset for p in recorder.of("a")] == [1, 2, 3]
+    finally:
+        await engine.broker.close()
+
+
 async def test_history_meta_ttl_expires_the_position(redis: Backend) -> None:
     """Without publishes or reads for history_meta_ttl, the stream is forgotten: the
     next publish starts a new epoch."""

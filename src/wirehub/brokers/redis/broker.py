@@ -29,6 +29,8 @@ import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import NoScriptError
+
 from wirehub.brokers.base import (
     IDEMPOTENT_RESULT_TTL,
     Broker,
@@ -40,6 +42,7 @@ from wirehub.brokers.base import (
 from wirehub.brokers.redis import codec
 from wirehub.brokers.redis.codec import MalformedMessage
 from wirehub.brokers.redis.pubsub import PubSub
+from wirehub.brokers.redis.resp import Prefix
 from wirehub.brokers.redis.scripts import (
     HISTORY,
     PUBLISH_HISTORY,
@@ -85,6 +88,23 @@ def _retention(options: PublishOptions) -> tuple[int, int, str]:
     return options.history_size, _ms(options.history_ttl), _meta_ttl(options.history_meta_ttl)
 
 
+_ROUTES = 4096
+"""Channels whose Redis names (and publish script prefix) a broker keeps at hand: the
+busy ones; the table starts over when full."""
+
+
+class _Route:
+    """Where a channel lives, and its Redis names."""
+
+    __slots__ = ("name", "prefixes", "shard")
+
+    def __init__(self, shard: Shard, name: bytes) -> None:
+        self.shard = shard
+        self.name = name
+        self.prefixes: dict[PublishOptions, Prefix] = {}
+        """Per publish options: the history publish script call but the seed and body."""
+
+
 class _LogLimit:
     """At most ``burst`` log lines per ``period``: garbage on a channel must not flood."""
 
@@ -117,6 +137,7 @@ class RedisBroker:
         self._names: list[dict[bytes, str]] = []
         """Per PUB/SUB: Redis channel -> channel, for what it carries."""
         self._log_limit = _LogLimit()
+        self._routes: dict[str, _Route] = {}
         self._started = False
 
     # Lifecycle.
@@ -168,8 +189,16 @@ class RedisBroker:
     # Subscriptions.
 
     def _route(self, channel: str) -> tuple[Shard, bytes]:
+        route = self._routes.get(channel) or self._new_route(channel)
+        return route.shard, route.name
+
+    def _new_route(self, channel: str) -> _Route:
         shard = self._shards.for_channel(channel)
-        return shard, shard.keys.client_channel(channel).encode()
+        route = _Route(shard, shard.keys.client_channel(channel).encode())
+        if len(self._routes) >= _ROUTES:
+            self._routes.clear()
+        self._routes[channel] = route
+        return route
 
     def _pubsub_index(self, channel: str) -> int:
         """Which of ``_pubsubs`` carries ``channel`` (the broker is running)."""
@@ -230,32 +259,64 @@ class RedisBroker:
     async def publish(
         self, channel: str, publication: Publication, options: PublishOptions
     ) -> StreamPosition:
-        shard, name = self._route(channel)
+        route = self._routes.get(channel) or self._new_route(channel)
+        shard = route.shard
         body = codec.encode_publication(publication)
         keys = shard.keys
-        result_ttl = _RESULT_TTL if options.idempotency_key else ""
         if options.history_size > 0 and options.history_ttl > 0:
-            size, ttl, meta_ttl = _retention(options)
-            result_key = keys.result(channel, options.idempotency_key)
-            reply = await shard.call_script(
-                SPUBLISH_HISTORY if keys.sharded else PUBLISH_HISTORY,
-                (keys.stream(channel), keys.meta(channel), result_key),
-                (body, size, ttl, name, meta_ttl, _epoch_seed(), result_ttl),
-                channel=channel,
-            )
-            return StreamPosition(offset=int(reply[0]), epoch=_text(reply[1]))
+            script = SPUBLISH_HISTORY if keys.sharded else PUBLISH_HISTORY
+            seed = b"%d" % _epoch_seed()
+            if options.idempotency_key:
+                size, ttl, meta_ttl = _retention(options)
+                reply = await shard.call_script(
+                    script,
+                    (
+                        keys.stream(channel),
+                        keys.meta(channel),
+                        keys.result(channel, options.idempotency_key),
+                    ),
+                    (size, ttl, route.name, meta_ttl, _RESULT_TTL, seed, body),
+                    channel=channel,
+                )
+            else:
+                prefix = route.prefixes.get(options) or self._publish_prefix(
+                    channel, route, options
+                )
+                try:
+                    reply = await shard.call_prefixed(prefix, seed, body, channel=channel)
+                except NoScriptError:  # Redis restarted or was flushed: the source, once
+                    _, _, *rest = prefix.args
+                    reply = await shard.call(
+                        "EVAL", script.source, *rest, seed, body, channel=channel
+                    )
+            return StreamPosition(int(reply[0]), _text(reply[1]))
         message = codec.encode_publication_message(body)
         if options.idempotency_key:
-            result_key = keys.result(channel, options.idempotency_key)
             await shard.call_script(
                 SPUBLISH_IDEMPOTENT if keys.sharded else PUBLISH_IDEMPOTENT,
-                (result_key,),
-                (name, message, result_ttl),
+                (keys.result(channel, options.idempotency_key),),
+                (route.name, message, _RESULT_TTL),
                 channel=channel,
             )
         else:
-            await shard.call(keys.publish_command, name, message, channel=channel)
+            await shard.call(keys.publish_command, route.name, message, channel=channel)
         return StreamPosition()
+
+    @staticmethod
+    def _publish_prefix(channel: str, route: _Route, options: PublishOptions) -> Prefix:
+        keys = route.shard.keys
+        script = SPUBLISH_HISTORY if keys.sharded else PUBLISH_HISTORY
+        size, ttl, meta_ttl = _retention(options)
+        # Without an idempotency key the script never reads its result key: any key of
+        # the channel's slot will do.
+        stream, meta = keys.stream(channel), keys.meta(channel)
+        prefix = route.shard.script_prefix(
+            script, (stream, meta, meta), (size, ttl, route.name, meta_ttl, "")
+        )
+        if len(route.prefixes) >= 8:  # options differ per namespace, not per publish
+            route.prefixes.clear()
+        route.prefixes[options] = prefix
+        return prefix
 
     async def publish_join(self, channel: str, info: ClientInfo) -> None:
         shard, name = self._route(channel)

@@ -78,16 +78,13 @@ def _wire_info(info: ClientInfo) -> _Info:
     return _Info(info.user, info.client, bytes(info.conn_info), bytes(info.chan_info))
 
 
-def _raw(data: bytes) -> Raw:
-    return Raw(data) if data else EMPTY_RAW
-
-
 def _client_info(info: _Info) -> ClientInfo:
+    conn_info, chan_info = info.conn_info, info.chan_info
     return ClientInfo(
-        user=info.user,
-        client=info.client,
-        conn_info=_raw(info.conn_info),
-        chan_info=_raw(info.chan_info),
+        info.user,
+        info.client,
+        Raw(conn_info) if conn_info else EMPTY_RAW,
+        Raw(chan_info) if chan_info else EMPTY_RAW,
     )
 
 
@@ -120,12 +117,13 @@ def decode_publication(body: bytes | memoryview, offset: int, *, live: bool = Tr
         pub = _pub_decoder.decode(body)
     except (msgspec.DecodeError, ValueError) as exc:
         raise MalformedMessage(f"bad publication: {exc}") from None
+    info = pub.info
     return Publication(
-        data=_raw(pub.data),
-        info=None if pub.info is None else _client_info(pub.info),
-        offset=offset,
-        tags=pub.tags,
-        delta=live and pub.delta,
+        Raw(pub.data) if pub.data else EMPTY_RAW,
+        None if info is None else _client_info(info),
+        offset,
+        pub.tags,
+        live and pub.delta,
     )
 
 
@@ -149,31 +147,31 @@ def decode_message(data: bytes) -> tuple[int, Publication | ClientInfo, StreamPo
     if not data:
         raise MalformedMessage("empty message")
     kind = data[0]
+    if kind == HISTORY_PUBLICATION:
+        offset, epoch, body = _history_header(data)
+        publication = decode_publication(body, offset)
+        return PUBLICATION, publication, StreamPosition(offset, epoch)
     view = memoryview(data)[1:]
     if kind == PUBLICATION:
         return PUBLICATION, decode_publication(view, 0), _NO_POSITION
-    if kind == HISTORY_PUBLICATION:
-        offset, epoch, start = _history_header(data)
-        publication = decode_publication(memoryview(data)[start:], offset)
-        return PUBLICATION, publication, StreamPosition(offset=offset, epoch=epoch)
     if kind in (JOIN, LEAVE):
         return kind, decode_info(view), _NO_POSITION
     raise MalformedMessage(f"unknown message kind {data[:1]!r}")
 
 
-def _history_header(data: bytes) -> tuple[int, str, int]:
-    first = data.find(b":", 1, 32)
-    second = data.find(b":", first + 1, first + 66) if first > 0 else -1
-    if second < 0:
+def _history_header(data: bytes) -> tuple[int, str, bytes]:
+    """``H<offset>:<epoch>:<body>`` split (the body may hold colons; the rest not)."""
+    parts = data.split(b":", 2)
+    if len(parts) != 3 or not 1 < len(parts[0]) <= 20 or len(parts[1]) > 64:
         raise MalformedMessage("bad history publication header")
-    try:
-        offset = int(data[1:first])
-        epoch = data[first + 1 : second].decode("ascii")
-    except (ValueError, UnicodeDecodeError):
-        raise MalformedMessage("bad history publication header") from None
+    head, epoch, body = parts
+    digits = head[1:]
+    if not digits.isdigit() or not epoch.isascii():
+        raise MalformedMessage("bad history publication header")
+    offset = int(digits)
     if offset <= 0 or offset >= 2**63:
         raise MalformedMessage("bad offset in history publication header")
-    return offset, epoch, second + 1
+    return offset, epoch.decode("ascii"), body
 
 
 def decode_history_entry(entry: object) -> Publication:

@@ -60,15 +60,16 @@ class Script:
 
 
 # Append to the channel's stream and publish, with the offset and epoch assigned here.
-# KEYS: stream, meta, result. ARGV: publication, history size, history ttl ms,
-# PUB/SUB channel, meta ttl ms (0: none), an epoch seed, result ttl ms ("": no
-# idempotency key). Returns {offset, epoch, suppressed (0/1)}.
+# KEYS: stream, meta, result. ARGV: history size, history ttl ms, PUB/SUB channel, meta
+# ttl ms (0: none), result ttl ms ("": no idempotency key), an epoch seed, publication
+# (what is the same for every publication of a channel comes first: the caller packs
+# it once). Returns {offset, epoch, suppressed (0/1)}.
 PUBLISH_HISTORY = Script(
     _NEW_EPOCH
     + """
 local stream, meta, result = KEYS[1], KEYS[2], KEYS[3]
-local body, size, ttl, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local meta_ttl, seed, result_ttl = ARGV[5], ARGV[6], ARGV[7]
+local size, ttl, channel, meta_ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local result_ttl, seed, body = ARGV[5], ARGV[6], ARGV[7]
 if result_ttl ~= '' then
   local seen = redis.call('hmget', result, 'e', 's')
   if seen[1] then

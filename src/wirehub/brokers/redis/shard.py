@@ -32,6 +32,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import hiredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
@@ -40,7 +41,7 @@ from redis.exceptions import ConnectionError, NoScriptError, TimeoutError
 
 from wirehub.brokers.redis.addresses import ShardSpec, TLSOptions
 from wirehub.brokers.redis.keys import Keys
-from wirehub.brokers.redis.resp import RespConnection, open_connection
+from wirehub.brokers.redis.resp import Prefix, RespConnection, open_connection
 from wirehub.brokers.redis.scripts import SCRIPTS, Script
 
 __all__ = ["Shard"]
@@ -127,7 +128,9 @@ class Shard:
         self._cluster = _cluster_client(spec) if spec.kind == "cluster" else None
         self._sentinel = _sentinel(spec) if spec.kind == "sentinel" else None
         self._timeout = spec.connect_timeout + spec.io_timeout
-        self._outbox: Pending = []
+        self._packed: list[bytes] = []
+        """Standalone and Sentinel: the commands of this tick, packed, and their futures."""
+        self._futures: list[asyncio.Future[Any]] = []
         self._flush_scheduled = False
         self._connection: RespConnection | None = None
         self._connecting: asyncio.Task[None] | None = None
@@ -146,19 +149,38 @@ class Shard:
     def call(self, *args: Any, channel: str = "") -> asyncio.Future[Any]:
         """Send one command (auto-pipelined, in order with the node's other commands
         about ``channel``); the future holds its reply or error."""
+        if self._cluster is not None:
+            return self._enqueue_cluster(args, channel)
+        # Packed now: a command that cannot be (an argument of a wrong type) fails here,
+        # in its caller, rather than its whole batch at the end of the tick.
+        return self._enqueue(hiredis.pack_command(args))
+
+    def call_prefixed(
+        self, prefix: Prefix, first: bytes, second: bytes, *, channel: str = ""
+    ) -> asyncio.Future[Any]:
+        """:meth:`call` with ``prefix``'s arguments, then ``first`` and ``second``."""
+        if self._cluster is not None:
+            return self._enqueue_cluster((*prefix.args, first, second), channel)
+        return self._enqueue(prefix.pack(first, second))
+
+    def _enqueue(self, packed: bytes) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        if self._cluster is not None:
-            lane = self._lanes[hash(channel) % _LANES] if channel else self._lanes[0]
-            lane.queue.append((args, future))
-            if not lane.scheduled and not lane.busy:
-                lane.scheduled = True
-                loop.call_soon(self._kick, lane)
-            return future
-        self._outbox.append((args, future))
+        self._packed.append(packed)
+        self._futures.append(future)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             loop.call_soon(self._flush)
+        return future
+
+    def _enqueue_cluster(self, args: Args, channel: str) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        lane = self._lanes[hash(channel) % _LANES] if channel else self._lanes[0]
+        lane.queue.append((args, future))
+        if not lane.scheduled and not lane.busy:
+            lane.scheduled = True
+            loop.call_soon(self._kick, lane)
         return future
 
     async def call_script(
@@ -169,6 +191,13 @@ class Shard:
             return await self.call("EVALSHA", script.sha, len(keys), *keys, *args, channel=channel)
         except NoScriptError:
             return await self.call("EVAL", script.source, len(keys), *keys, *args, channel=channel)
+
+    @staticmethod
+    def script_prefix(script: Script, keys: Sequence[str], args: Sequence[Any]) -> Prefix:
+        """The script call's arguments but the last two, for :meth:`call_prefixed`
+        (which does not fall back to the source: on ``NoScriptError``, the caller sends
+        EVAL)."""
+        return Prefix("EVALSHA", script.sha, len(keys), *keys, *args)
 
     async def ping(self) -> None:
         await self.call("PING")
@@ -195,25 +224,29 @@ class Shard:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            _fail(self._outbox, exc)
-            self._outbox = []
+            _fail_all(self._futures, exc)
+            self._packed, self._futures = [], []
             return
         finally:
             self._connecting = None
         self._connection = connection
-        if self._outbox:
+        if self._futures:
             self._write(connection)
 
     def _write(self, connection: RespConnection) -> None:
-        batch, self._outbox = self._outbox, []
-        live = [(args, future) for args, future in batch if not future.done()]
-        if not live:
-            return
+        packed, futures = self._packed, self._futures
+        self._packed, self._futures = [], []
+        if any(map(_done, futures)):  # callers that gave up (cancelled) are not sent
+            live = [i for i, future in enumerate(futures) if not future.done()]
+            packed = [packed[i] for i in live]
+            futures = [futures[i] for i in live]
+            if not futures:
+                return
         self.round_trips += 1
         try:
-            connection.send([args for args, _ in live], [future for _, future in live])
+            connection.write(b"".join(packed), futures)
         except ConnectionError as exc:
-            _fail(live, exc)
+            _fail_all(futures, exc)
             return
         if self._watchdog is None:
             self._watchdog = asyncio.get_running_loop().call_later(self._timeout / 2, self._watch)
@@ -345,8 +378,8 @@ class Shard:
         for task in [*self._tasks, *([self._connecting] if self._connecting else [])]:
             task.cancel()
         closing = ConnectionError("the Redis client is closed")
-        _fail(self._outbox, closing)
-        self._outbox = []
+        _fail_all(self._futures, closing)
+        self._packed, self._futures = [], []
         for lane in self._lanes:
             _fail(lane.queue, closing)
             lane.queue.clear()
@@ -364,6 +397,13 @@ class Shard:
 
 
 def _fail(batch: Pending, exc: BaseException) -> None:
-    for _, future in batch:
+    _fail_all([future for _, future in batch], exc)
+
+
+def _fail_all(futures: Sequence[asyncio.Future[Any]], exc: BaseException) -> None:
+    for future in futures:
         if not future.done():
             future.set_exception(exc)
+
+
+_done = asyncio.Future.done
