@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -36,6 +35,10 @@ from pathlib import Path
 import httpx
 
 BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+from run import ApiConnection  # noqa: E402
+
 ROOT = BENCH.parent
 KEY = "bench-api-key"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -71,42 +74,13 @@ def start_server() -> tuple[subprocess.Popen[bytes], int]:
 BODY = {"channel": "chat:api", "data": {"text": "x" * 64}}
 
 
-class _RawConnection:
-    """A minimal keep-alive HTTP/1.1 client: one request in flight per connection."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        payload = json.dumps(BODY).encode()
-        self.request = (
-            b"POST /api/publish HTTP/1.1\r\nHost: bench\r\nX-API-Key: %s\r\n"
-            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-        ) % (KEY.encode(), len(payload), payload)
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def post(self) -> None:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-        assert self.reader is not None
-        self.writer.write(self.request)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
-        body = await self.reader.readexactly(length)
-        if not head.startswith(b"HTTP/1.1 200") or b'"result"' not in body:
-            raise RuntimeError(f"bad answer: {head!r} {body!r}")
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
 async def measure(
     port: int, pid: int, concurrency: int, duration: float, client: str
 ) -> dict[str, float]:
     url = f"http://127.0.0.1:{port}/api/publish"
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     headers = {"X-API-Key": KEY}
-    raw = [_RawConnection(port) for _ in range(concurrency)]
+    raw = [ApiConnection(port, KEY, BODY) for _ in range(concurrency)]
     async with httpx.AsyncClient(limits=limits, headers=headers, timeout=30) as http:
         done = 0
         latency = 0.0

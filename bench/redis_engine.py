@@ -2,8 +2,14 @@
 
     .venv/bin/python bench/redis_engine.py                 # ~2 min; writes bench/REDIS.md
     .venv/bin/python bench/redis_engine.py --clients 500 --rounds 1 --output /tmp/r.md
+    .venv/bin/python bench/redis_engine.py --smoke --output /tmp/r.md --results-dir /tmp
 
-PUBLISH: publications/s and CPU per publication through one broker, in a process of its
+PUBLISH THROUGH A NODE: ``wirehub serve`` on each engine (core 0), its server API
+publishing into a channel with history, 50 requests in flight from this process (core
+1), one WebSocket subscriber of the channel; server CPU per publication, counted until
+the subscriber has received every publication of the measured phase.
+
+PUBLISH, ONE BROKER ALONE: publications/s and CPU per publication through one broker, in a process of its
 own pinned to core 0 on uvloop (the server's event loop), sequential (each awaited) and
 concurrent (1000 at a time), with history (size 100) and the broker subscribed to the
 channel, so the cost of receiving the publication back over PUB/SUB is counted too.
@@ -46,6 +52,7 @@ from run import (
     PYTHON,
     ROOT,
     SERVER_CORE,
+    ApiConnection,
     LoadGen,
     _wirehub_bin,
     cpu_seconds,
@@ -261,6 +268,94 @@ def measure_fanout(
     }
 
 
+# ---- PUBLISH THROUGH A NODE -------------------------------------------------------------
+
+API_KEY = "bench-api-key"
+NODE_CHANNEL = "kept:bench"
+NODE_IN_FLIGHT = 50
+KEPT_NAMESPACE = """
+[[channel.namespaces]]
+name = "kept"
+history_size = 100
+history_ttl = "300s"
+allow_subscribe_for_anonymous = true
+allow_subscribe_for_client = true
+"""
+
+
+async def _subscriber(port: int, seen: list[int], ready: asyncio.Event) -> None:
+    """One WebSocket client of ``NODE_CHANNEL``, counting the publications it gets."""
+    import websockets
+
+    url = f"ws://127.0.0.1:{port}/connection/websocket"
+    async with websockets.connect(url, max_size=None) as ws:
+        subscribe = {"subscribe": {"channel": NODE_CHANNEL}, "id": 2}
+        await ws.send('{"connect":{},"id":1}\n' + json.dumps(subscribe))
+        async for frame in ws:
+            text = frame if isinstance(frame, str) else frame.decode()
+            if '"id":2' in text:
+                ready.set()
+            seen[0] += text.count('"pub":')
+
+
+async def node_publish(port: int, pid: int, duration: float) -> dict[str, Any]:
+    """Publications through the server API, ``NODE_IN_FLIGHT`` at a time, for
+    ``duration`` seconds after a one-second warm-up; the server's CPU from the start of
+    the measured phase until the subscriber has received every publication of it."""
+    body = {"channel": NODE_CHANNEL, "data": {"text": "x" * 64}}
+    connections = [ApiConnection(port, API_KEY, body) for _ in range(NODE_IN_FLIGHT)]
+    seen, ready = [0], asyncio.Event()
+    subscriber = asyncio.create_task(_subscriber(port, seen, ready))
+    published = 0
+    stop_at = 0.0
+
+    async def worker(connection: ApiConnection) -> None:
+        nonlocal published
+        while time.monotonic() < stop_at:
+            await connection.post()
+            published += 1
+
+    async def all_seen(what: str) -> None:
+        deadline = time.monotonic() + 30
+        while seen[0] < published:  # polled: the bench's own client, not a test
+            if time.monotonic() > deadline or subscriber.done():
+                raise RuntimeError(f"{what}: {seen[0]} of {published} publications delivered")
+            await asyncio.sleep(0.01)
+
+    try:
+        await asyncio.wait_for(ready.wait(), 10)
+        stop_at = time.monotonic() + 1.0
+        await asyncio.gather(*(worker(c) for c in connections))
+        await all_seen("warm-up")
+        seen[0] = published = 0
+        cpu0, wall0 = cpu_seconds(pid), time.monotonic()
+        stop_at = wall0 + duration
+        await asyncio.gather(*(worker(c) for c in connections))
+        wall = time.monotonic() - wall0
+        await all_seen("measured phase")
+        cpu = cpu_seconds(pid) - cpu0
+    finally:
+        subscriber.cancel()
+        for connection in connections:
+            connection.close()
+    return {"publications_per_s": published / wall, "us_per_publication": cpu / published * 1e6}
+
+
+def measure_node_publish(
+    engine: str, args: argparse.Namespace, tmp: Path, redis_port: int, n: int
+) -> dict[str, Any]:
+    config = config_file(tmp, engine, redis_port, f"bench-node-{n}")
+    config.write_text(config.read_text() + KEPT_NAMESPACE)
+    os.environ["WIREHUB_HTTP_API__KEY"] = API_KEY
+    with wirehub(config, tmp / f"node-{n}-{engine}.log") as (proc, port):
+        affinity = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {int(LOADGEN_CORE)})
+        try:
+            return uvloop.run(node_publish(port, proc.pid, args.node_duration))
+        finally:
+            os.sched_setaffinity(0, affinity)
+
+
 # ---- report ----------------------------------------------------------------------------------
 
 
@@ -271,6 +366,7 @@ def med(runs: list[dict[str, Any]], key: str) -> float | None:
 
 def report(
     publish: dict[str, list[dict[str, Any]]],
+    node: dict[str, list[dict[str, Any]]],
     fanout: dict[str, list[dict[str, Any]]],
     args: argparse.Namespace,
 ) -> str:
@@ -281,7 +377,28 @@ def report(
         f"`{' '.join(['bench/redis_engine.py', *sys.argv[1:]])}`; median of {args.rounds} round(s). "
         "The machine is shared with other work: read the ratios, not the absolute figures.",
         "",
-        "## PUBLISH (one broker, history on, subscribed to its channel)",
+        f"## PUBLISH THROUGH A NODE (server API, {NODE_IN_FLIGHT} requests in flight, "
+        "history on, one subscriber)",
+        "",
+        "| engine | publications/s | server CPU µs/publication |",
+        "|---|---|---|",
+    ]
+    for engine, runs in node.items():
+        lines.append(
+            f"| {engine} | {med(runs, 'publications_per_s'):,.0f} | "
+            f"{med(runs, 'us_per_publication'):.1f} |"
+        )
+    node_memory = med(node["memory"], "us_per_publication") or 0
+    node_redis = med(node["redis"], "us_per_publication") or 0
+    node_ratio = node_redis / node_memory if node_memory else float("nan")
+    lines += [
+        "",
+        "Target: concurrent publish through a node on Redis within 2× the server CPU per "
+        "publication of the same node on the memory broker. Measured: "
+        f"**{node_ratio:.2f}×** ({'met' if node_ratio <= 2 else 'missed'}); Redis adds "
+        f"{node_redis - node_memory:.1f} µs per publication.",
+        "",
+        "## PUBLISH, ONE BROKER ALONE (history on, subscribed to its channel)",
         "",
         "| engine, mode | publications/s | CPU µs/publication |",
         "|---|---|---|",
@@ -295,17 +412,20 @@ def report(
     ratio = redis / memory if memory else float("nan")
     lines += [
         "",
-        f"Target: concurrent publish through Redis within 2× the memory broker's CPU per "
-        f"publication. Measured: **{ratio:.1f}×** ({'met' if ratio <= 2 else 'missed'}).",
+        f"Concurrent, the broker alone on Redis costs **{ratio:.1f}×** the memory broker "
+        f"({redis - memory:.1f} µs more per publication). This is what Redis adds with nothing",
+        "around it: the memory broker's publish is an in-process append, and most of its",
+        "figure is the harness's own task per publish. Until 2026-12-06 13:34 UTC this",
+        "report set the 2× target on this ratio (3.4× then); the issue asks for server CPU",
+        "per publication, which the table above measures.",
         "",
-        "Where the Redis path's extra CPU goes (cProfile of 20,000 concurrent publications,",
-        "2026-12-06): a memory publish completes without suspending, while each Redis publish",
-        "suspends on its reply and is woken again (an event-loop callback and a task step:",
-        "about half of the difference); building the script call and resolving its reply",
-        "about a quarter; receiving the publication back over PUB/SUB (parse, decode, route),",
-        "as every node including this one must, the rest. hiredis already parses the replies;",
-        "closing the gap would need publishes that do not each wait in their own task (a",
-        "batch API for the server API's broadcast) rather than a faster Redis client.",
+        "Where the Redis path's extra CPU goes (sampling profile of 300,000 concurrent",
+        "publications on uvloop, 2026-12-06): about 2.5 µs building and queueing the script",
+        "call (the fixed part of the call is packed once per channel), about 2 µs reading",
+        "the replies and the PUB/SUB messages (1 µs of it decoding the publication that",
+        "comes back, as every node must), and the rest in the event loop's C code: waking",
+        "each publisher's task on its reply, which a memory publish never needs, and the",
+        "socket I/O.",
         "",
         f"## FAN-OUT, C = {args.clients} subscribers of one channel, burst of {args.messages}",
         "",
@@ -351,9 +471,15 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=100)
     parser.add_argument("--sequential", type=int, default=3000)
     parser.add_argument("--concurrent", type=int, default=20000)
+    parser.add_argument("--node-duration", type=float, default=4.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--output", type=Path, default=BENCH / "REDIS.md")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS, help="raw JSON")
+    parser.add_argument("--smoke", action="store_true", help="a few of everything, 1 round")
     args = parser.parse_args()
+    if args.smoke:
+        args.clients, args.messages, args.sequential, args.concurrent = 20, 5, 50, 500
+        args.node_duration, args.rounds = 0.5, 1
     if args.publish_worker:
         engine, mode, count, url = args.publish_worker
         # uvloop, as under `wirehub serve` (and uvicorn[standard] when embedded).
@@ -361,8 +487,9 @@ def main() -> int:
         return 0
     raise_fd_limit(args.clients * 4 + 100)
     publish: dict[str, list[dict[str, Any]]] = {}
+    node: dict[str, list[dict[str, Any]]] = {}
     fanout: dict[str, list[dict[str, Any]]] = {case: [] for case in FANOUT_CASES}
-    RESULTS.mkdir(exist_ok=True)
+    args.results_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as directory, own_redis(Path(directory)) as redis_port:
         tmp = Path(directory)
         url = f"redis://127.0.0.1:{redis_port}"
@@ -375,14 +502,18 @@ def main() -> int:
                     run = measure_publish(engine, mode, count, url)
                     publish.setdefault(f"{engine}, {mode}", []).append(run)
                     print(f"round {round_ + 1}: publish {engine} {mode}: {run}", flush=True)
+            for engine in ("memory", "redis"):
+                run = measure_node_publish(engine, args, tmp, redis_port, round_)
+                node.setdefault(engine, []).append(run)
+                print(f"round {round_ + 1}: node publish {engine}: {run}", flush=True)
             for n, case in enumerate(FANOUT_CASES):
                 run = measure_fanout(case, args, tmp, redis_port, round_ * 10 + n)
                 fanout[case].append(run)
                 print(f"round {round_ + 1}: fan-out {case}: {run}", flush=True)
-    text = report(publish, fanout, args)
+    text = report(publish, node, fanout, args)
     args.output.write_text(text)
-    (RESULTS / "redis_engine.json").write_text(
-        json.dumps({"publish": publish, "fanout": fanout}, indent=1)
+    (args.results_dir / "redis_engine.json").write_text(
+        json.dumps({"publish": publish, "node": node, "fanout": fanout}, indent=1)
     )
     print(text)
     return 0

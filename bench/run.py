@@ -19,6 +19,7 @@ See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import datetime as dt
 import json
@@ -287,6 +288,38 @@ def listening(
     finally:
         stop_group(proc, wait=wait)
         log.close()
+
+
+class ApiConnection:
+    """A minimal keep-alive HTTP/1.1 client of the server API, one request in flight:
+    cheap enough that one bench process keeps a server core busy (httpx's async client
+    costs more CPU per request than the server does)."""
+
+    def __init__(self, port: int, key: str, body: dict[str, Any], method: str = "publish") -> None:
+        self.port = port
+        payload = json.dumps(body).encode()
+        self.request = (
+            b"POST /api/%s HTTP/1.1\r\nHost: bench\r\nX-API-Key: %s\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+        ) % (method.encode(), key.encode(), len(payload), payload)
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self) -> None:
+        """One request; raises unless it is answered 200 with a ``result``."""
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self.reader is not None
+        self.writer.write(self.request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+        body = await self.reader.readexactly(length)
+        if not head.startswith(b"HTTP/1.1 200") or b'"result"' not in body:
+            raise RuntimeError(f"bad answer: {head!r} {body!r}")
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
 
 
 @contextlib.contextmanager

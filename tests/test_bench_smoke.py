@@ -3,7 +3,7 @@ LATENCY, RPC, MANY CHANNELS, and FAIRNESS, which only the Centrifugo protocol ca
 for wirehub standalone and Node ws, and FANOUT and LATENCY for wirehub's subscribers over
 HTTP-streaming and SSE, with a handful of clients for one round and reports numbers for
 each; `bench/delta.py --smoke` runs the DELTA comparison, `bench/proxy.py --smoke` the
-EVENT PROXIES one.
+EVENT PROXIES one, `bench/redis_engine.py --smoke` the Redis engine's tables.
 
 Asserts that it runs, delivers every publication and reports figures; never a timing
 threshold (see bench/README.md).
@@ -118,3 +118,40 @@ def test_proxy_bench_smoke_reports_both_cases(tmp_path: Path) -> None:
         assert NUMBER.fullmatch(cells[4]), row
         assert (cells[3] == "n/a") == (case == "in-process handlers"), row
         assert cells[-1] == "1/1", f"incomplete: {row}"
+
+
+def test_redis_engine_bench_smoke_reports_every_table(tmp_path: Path) -> None:
+    """`bench/redis_engine.py --smoke` (its own redis-server): publish through a node and
+    through a broker alone, on both engines, and every fan-out case, all complete."""
+    if not (BENCH / "node_modules" / "ws").is_dir():
+        pytest.fail("bench/node_modules is missing: run `npm ci --prefix bench`")
+    report_path = tmp_path / "REDIS.md"
+    proc = subprocess.run(
+        [
+            *(sys.executable, str(BENCH / "redis_engine.py"), "--smoke"),
+            *("--output", str(report_path), "--results-dir", str(tmp_path)),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout(180),
+        check=False,
+    )
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    report = report_path.read_text(encoding="utf-8")
+    rows = [line for line in report.splitlines() if line.startswith("| ")]
+    for label in (
+        "memory",
+        "redis",
+        "memory, concurrent",
+        "redis, concurrent",
+        "memory, 1 node",
+        "redis, 2 nodes",
+        "redis, --workers 2",
+    ):
+        (row,) = [line for line in rows if line.startswith(f"| {label} |")]
+        cells = [cell.strip() for cell in row.strip().strip("|").split("|")]
+        assert NUMBER.fullmatch(cells[1]), row
+        assert NUMBER.fullmatch(cells[2]), row
+    assert "incomplete" not in report
+    assert len(re.findall(r"Measured: \*\*\d+\.\d+\u00d7\*\*", report)) == 3, report
