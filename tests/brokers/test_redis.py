@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from tests.brokers.engines import Backend, Peer, Recorder
 from tests.support.redis import (
     RedisServer,
+    SentinelServer,
     cluster_url,
     delete_prefix,
     eventually,
@@ -246,6 +247,75 @@ async def test_sentinel() -> None:
     finally:
         await engine.controller.close()
         await engine.broker.close()
+
+
+async def test_sentinel_failover_moves_every_connection_and_renews_the_epoch(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SENTINEL FAILOVER under a node: the node follows the Sentinel's +switch-master
+    announcement (not waiting for the Sentinel to demote the old master, seconds later,
+    which is when writes to it stop being lost), reports its channels as a gap, writes
+    to the new master, and a stream touched there starts a new epoch, history kept."""
+    master = RedisServer(tmp_path / "master").start()
+    replica = RedisServer(
+        tmp_path / "replica", args=("--replicaof", "127.0.0.1", str(master.port))
+    ).start()
+    sentinel = SentinelServer(tmp_path / "sentinel", master.port).start()
+    engine = create_engine(sentinel.url, prefix=unique_prefix())
+    recorder = Recorder()
+    try:
+
+        async def replica_known() -> bool:
+            return await asyncio.to_thread(sentinel.knows_replica, replica.port)
+
+        await eventually(replica_known, "the Sentinel to find the replica", wait=30)
+        await engine.broker.start(recorder)
+        await engine.broker.subscribe("a")
+        positions = [await engine.broker.publish("a", pub(n), KEEP) for n in (1, 2, 3)]
+        before = positions[-1]
+        shard = shard_of(Peer(engine.broker, engine.presence_manager), "a")
+        assert await shard.call("WAIT", 1, 5000) == 1  # type: ignore[attr-defined]
+        assert shard.generation == "0"  # type: ignore[attr-defined]
+
+        await asyncio.to_thread(sentinel.command, "SENTINEL", "FAILOVER", sentinel.name)
+        await recorder.wait(lambda: bool(recorder.gaps), "the gap")
+        assert recorder.gaps[0] == ["a"]
+        assert any("+switch-master" in r.getMessage() for r in caplog.records)
+        assert shard.generation == "1"  # type: ignore[attr-defined]
+
+        async def published() -> bool:
+            try:
+                await engine.broker.subscribe("a")
+                positions.append(await engine.broker.publish("a", pub(4), KEEP))
+            except (RedisError, OSError, PubSubUnavailable):
+                return False
+            return True
+
+        await eventually(published, "a publish after the failover", wait=30)
+        after = positions[-1]
+        assert after.epoch != before.epoch
+        assert after.offset == 4
+        page = await engine.broker.history("a", HistoryOptions(limit=-1))
+        assert [p.offset for p in page.publications] == [1, 2, 3, 4]
+        assert page.position == after
+        await recorder.wait(lambda: any(p.offset == 4 for p in recorder.of("a")), "4")
+        meta = shard.keys.meta("a")  # type: ignore[attr-defined]
+        assert await asyncio.to_thread(_hget, replica.port, meta, "s") == b"4"
+    finally:
+        await engine.broker.close()
+        sentinel.stop()
+        replica.stop()
+        master.stop()
+
+
+def _hget(port: int, key: str, field: str) -> object:
+    import redis
+
+    client = redis.Redis(port=port)
+    try:
+        return client.hget(key, field)
+    finally:
+        client.close()
 
 
 def recorder_info() -> object:

@@ -25,7 +25,7 @@ from tests.interop.test_features_js import FeaturesJsClient
 from tests.interop.test_features_python import RECOVERABLE, connection_token, py_client
 from tests.interop.test_js_sdk import FAST_RECONNECT
 from tests.interop.test_redis_nodes import CHAT, redis_toml
-from tests.support.redis import RedisServer, unique_prefix
+from tests.support.redis import RedisServer, SentinelServer, eventually, unique_prefix
 from tests.support.server import ServerProcess, timeout
 from wirehub import Node, load_config
 from wirehub.brokers.base import PublishOptions
@@ -169,3 +169,84 @@ async def test_redis_restart_while_publications_stream(
             assert again, log.dump()
             assert all(item["recovered"] for item in again), log.dump()
         await py.client.publish(CHAT, py.payload({"x": 2}))  # service resumed
+
+
+async def test_sentinel_failover_while_publications_stream(
+    tmp_path: Path, server_factory: Callable[..., ServerProcess]
+) -> None:
+    """SENTINEL FAILOVER while publications stream. Writes the old master accepted after
+    its last sync to the replica are lost, so the new master's streams start a new
+    epoch: every positioned subscriber receives every publication, in order and once, or
+    is told (recovered: false) and goes on from the new timeline; nothing is lost
+    silently. Publishing resumes by itself on the new master."""
+    master = RedisServer(tmp_path / "master").start()
+    replica = RedisServer(
+        tmp_path / "replica", args=("--replicaof", "127.0.0.1", str(master.port))
+    ).start()
+    sentinel = SentinelServer(tmp_path / "sentinel", master.port).start()
+    try:
+
+        async def replica_known() -> bool:
+            return await asyncio.to_thread(sentinel.knows_replica, replica.port)
+
+        await eventually(replica_known, "the Sentinel to find the replica", wait=30)
+        toml = redis_toml(sentinel.url, unique_prefix(), history_size=10_000)
+        a = server_factory(toml)
+        publisher_node = Node(load_config(None, tomllib.loads(toml), environ=False))
+        async with (
+            publisher_node,
+            FeaturesJsClient(
+                a.ws_url,
+                "json",
+                token=connection_token("js"),
+                subscribe=[
+                    {
+                        "channel": RECOVERABLE,
+                        "minResubscribeDelay": 100,
+                        "maxResubscribeDelay": 500,
+                    }
+                ],
+                **FAST_RECONNECT,
+            ) as js,
+            py_client(a.ws_url, "protobuf", token=connection_token("py")) as py,
+        ):
+            await js.connected()
+            await py.connected()
+            await py.subscribe(RECOVERABLE, max_resubscribe_delay=0.5)
+            for log in (js.log, py.log):
+                await log.wait_for(event("subscribed", channel=RECOVERABLE))
+
+            publisher = Publisher(publisher_node)
+            task = asyncio.create_task(publisher.run())
+            try:
+                await publisher.until(lambda: publisher.last >= 20, "20 publications")
+                await asyncio.to_thread(sentinel.command, "SENTINEL", "FAILOVER", sentinel.name)
+
+                async def switched() -> bool:
+                    master = await asyncio.to_thread(sentinel.master)
+                    return master == ("127.0.0.1", replica.port)
+
+                await eventually(switched, "the Sentinel to switch masters", wait=30)
+                # Each client is told (2500) and subscribes again while publishing goes on.
+                for log in (js.log, py.log):
+                    await log.wait_for(event("subscribed", channel=RECOVERABLE), WAIT, count=2)
+                at = publisher.last
+                await publisher.until(lambda: publisher.last >= at + 20, "publishing again")
+            finally:
+                publisher.stopping = True
+                await task
+            last = publisher.last
+            for log in (js.log, py.log):
+                await log.wait_for(
+                    lambda e: e.get("event") == "publication" and e["data"]["n"] == last, WAIT
+                )
+            told = [check_no_silent_gap(log, last) for log in (js.log, py.log)]
+            assert all(count >= 1 for count in told), told
+            for log in (js.log, py.log):
+                again = log.matching(event("subscribed", channel=RECOVERABLE))[1:]
+                assert again, log.dump()
+                assert not all(item["recovered"] for item in again), log.dump()
+    finally:
+        sentinel.stop()
+        replica.stop()
+        master.stop()

@@ -26,6 +26,7 @@ from tests.support.server import timeout
 
 __all__ = [
     "RedisServer",
+    "SentinelServer",
     "cluster_url",
     "delete_prefix",
     "eventually",
@@ -142,23 +143,24 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}"
 
-    def start(self) -> RedisServer:
-        self.directory.mkdir(parents=True, exist_ok=True)
+    def _argv(self) -> list[str]:
         aof = ["yes", "--appendfsync", "always"] if self.persistent else ["no"]
         listen = ["--port", str(self.port)]
         if self.tls is not None:
             cert, key = self.tls
             listen = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(cert)]
             listen += ["--tls-key-file", str(key), "--tls-auth-clients", "no"]
+        return [
+            "redis-server",
+            *("--bind", "127.0.0.1", *listen, "--save", ""),
+            *("--dir", str(self.directory), "--appendonly", *aof),
+            *self.args,
+        ]
+
+    def start(self) -> RedisServer:
+        self.directory.mkdir(parents=True, exist_ok=True)
         self._proc = subprocess.Popen(
-            [
-                "redis-server",
-                *("--bind", "127.0.0.1", *listen, "--save", ""),
-                *("--dir", str(self.directory), "--appendonly", *aof),
-                *self.args,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            self._argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         deadline = time.monotonic() + timeout(10.0)
         while True:
@@ -195,6 +197,56 @@ class RedisServer:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+class SentinelServer(RedisServer):
+    """A Sentinel of the test's own (``redis-server --sentinel``, as Debian's
+    redis-sentinel runs it) watching the master on ``master_port`` as ``name``, quick to
+    act: a master silent for 1 s is down, a failover may take 5 s."""
+
+    def __init__(self, directory: Path, master_port: int, name: str = "wirehub") -> None:
+        super().__init__(directory)
+        self.master_port = master_port
+        self.name = name
+
+    @property
+    def url(self) -> str:
+        return f"redis+sentinel://127.0.0.1:{self.port}?sentinel_master_name={self.name}"
+
+    def _argv(self) -> list[str]:
+        config = self.directory / "sentinel.conf"  # Sentinel rewrites it: its state
+        config.write_text(
+            f"sentinel monitor {self.name} 127.0.0.1 {self.master_port} 1\n"
+            f"sentinel down-after-milliseconds {self.name} 1000\n"
+            f"sentinel failover-timeout {self.name} 5000\n"
+        )
+        return [
+            *("redis-server", str(config), "--sentinel"),
+            *("--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.directory)),
+        ]
+
+    def command(self, *args: str) -> object:
+        import redis
+
+        client = redis.Redis(port=self.port, socket_timeout=timeout(5.0))
+        try:
+            return client.execute_command(*args)
+        finally:
+            client.close()
+
+    def master(self) -> tuple[str, int]:
+        reply = self.command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.name)
+        assert isinstance(reply, list), reply
+        return reply[0].decode(), int(reply[1])
+
+    def knows_replica(self, port: int) -> bool:
+        """Whether it has found the replica on ``port``, linked to its master."""
+        replicas = self.command("SENTINEL", "REPLICAS", self.name)
+        assert isinstance(replicas, list), replicas
+        return any(
+            int(replica[b"port"]) == port and replica[b"master-link-status"] == b"ok"
+            for replica in replicas  # redis-py makes each a dict
+        )
 
 
 def _free_port() -> int:

@@ -96,13 +96,15 @@ busy ones; the table starts over when full."""
 class _Route:
     """Where a channel lives, and its Redis names."""
 
-    __slots__ = ("name", "prefixes", "shard")
+    __slots__ = ("generation", "name", "prefixes", "shard")
 
     def __init__(self, shard: Shard, name: bytes) -> None:
         self.shard = shard
         self.name = name
         self.prefixes: dict[PublishOptions, Prefix] = {}
         """Per publish options: the history publish script call but the seed and body."""
+        self.generation = shard.generation
+        """The shard's generation the prefixes were made for."""
 
 
 class _LogLimit:
@@ -275,10 +277,13 @@ class RedisBroker:
                         keys.meta(channel),
                         keys.result(channel, options.idempotency_key),
                     ),
-                    (size, ttl, route.name, meta_ttl, _RESULT_TTL, seed, body),
+                    (size, ttl, route.name, meta_ttl, _RESULT_TTL, shard.generation, seed, body),
                     channel=channel,
                 )
             else:
+                if route.generation != shard.generation:  # a Sentinel failover
+                    route.prefixes.clear()
+                    route.generation = shard.generation
                 prefix = route.prefixes.get(options) or self._publish_prefix(
                     channel, route, options
                 )
@@ -311,7 +316,7 @@ class RedisBroker:
         # the channel's slot will do.
         stream, meta = keys.stream(channel), keys.meta(channel)
         prefix = route.shard.script_prefix(
-            script, (stream, meta, meta), (size, ttl, route.name, meta_ttl, "")
+            script, (stream, meta, meta), (size, ttl, route.name, meta_ttl, "", route.generation)
         )
         if len(route.prefixes) >= 8:  # options differ per namespace, not per publish
             route.prefixes.clear()
@@ -338,7 +343,14 @@ class RedisBroker:
         reply = await shard.call_script(
             HISTORY,
             (keys.stream(channel), keys.meta(channel)),
-            (_epoch_seed(), _meta_ttl(options.history_meta_ttl), direction, start, count),
+            (
+                _epoch_seed(),
+                _meta_ttl(options.history_meta_ttl),
+                direction,
+                start,
+                count,
+                shard.generation,
+            ),
             channel=channel,
         )
         position = StreamPosition(offset=int(reply[0]), epoch=_text(reply[1]))

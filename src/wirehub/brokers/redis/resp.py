@@ -69,6 +69,8 @@ class RespConnection(asyncio.Protocol):
         """Resolved (never failed) when the connection has ended."""
         self.error: BaseException | None = None
         """Why it ended."""
+        self.address: tuple[str, int] | None = None
+        """Where it goes (None: a Unix socket)."""
 
     # asyncio.Protocol.
 
@@ -241,4 +243,5 @@ async def open_connection(
         connection.abort(ConnectionError("setup failed"))
         raise
     connection._on_push = on_push  # from now on, in PUB/SUB mode when asked
+    connection.address = None if spec.unix_path else (host, port)
     return connection

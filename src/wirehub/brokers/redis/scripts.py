@@ -13,9 +13,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-# A new epoch: 8 letters from a random 48-bit number (exact in Lua's doubles), made only
-# when a stream has none; the caller sends the number, which costs less than letters.
-_NEW_EPOCH = """
+# A new epoch: 8 letters from a random 48-bit number (exact in Lua's doubles); the caller
+# sends the number, which costs less than letters.
+_EPOCH_LETTERS = """
 local function new_epoch(seed)
   local letters = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'
   local out = {}
@@ -28,6 +28,29 @@ local function new_epoch(seed)
   return table.concat(out)
 end
 """
+
+# The stream's epoch: made when it has none, or when it was last given one under an
+# older generation. The generation is the Sentinel's configuration epoch of the master
+# ("" without Sentinel: not checked), which every failover increments. Redis replicates
+# asynchronously: writes the old master acknowledged after its last sync are lost, and
+# the new master would hand out their offsets again under the same epoch. A stream first
+# touched under a newer generation therefore starts a new epoch (its history kept): a
+# client positioned on the old timeline is told (recovered: false) instead of
+# "recovering" publications it never saw. An older generation (a node that has not yet
+# heard of the failover) keeps the epoch, so that nodes do not take turns renewing it.
+_CURRENT_EPOCH = """
+local function current_epoch(meta, seed, generation)
+  local state = redis.call('hmget', meta, 'e', 'g')
+  local epoch = state[1]
+  if epoch and (generation == '' or (tonumber(state[2]) or -1) >= tonumber(generation)) then
+    return epoch
+  end
+  epoch = new_epoch(seed)
+  redis.call('hset', meta, 'e', epoch, 'g', generation)
+  return epoch
+end
+"""
+
 
 __all__ = [
     "ADD_PRESENCE",
@@ -61,26 +84,23 @@ class Script:
 
 # Append to the channel's stream and publish, with the offset and epoch assigned here.
 # KEYS: stream, meta, result. ARGV: history size, history ttl ms, PUB/SUB channel, meta
-# ttl ms (0: none), result ttl ms ("": no idempotency key), an epoch seed, publication
-# (what is the same for every publication of a channel comes first: the caller packs
-# it once). Returns {offset, epoch, suppressed (0/1)}.
+# ttl ms (0: none), result ttl ms ("": no idempotency key), generation, an epoch seed,
+# publication (what is the same for every publication of a channel comes first: the
+# caller packs it once). Returns {offset, epoch, suppressed (0/1)}.
 PUBLISH_HISTORY = Script(
-    _NEW_EPOCH
+    _EPOCH_LETTERS
+    + _CURRENT_EPOCH
     + """
 local stream, meta, result = KEYS[1], KEYS[2], KEYS[3]
 local size, ttl, channel, meta_ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local result_ttl, seed, body = ARGV[5], ARGV[6], ARGV[7]
+local result_ttl, generation, seed, body = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 if result_ttl ~= '' then
   local seen = redis.call('hmget', result, 'e', 's')
   if seen[1] then
     return {tonumber(seen[2]) or 0, seen[1], 1}
   end
 end
-local epoch = redis.call('hget', meta, 'e')
-if not epoch then
-  epoch = new_epoch(seed)
-  redis.call('hset', meta, 'e', epoch)
-end
+local epoch = current_epoch(meta, seed, generation)
 local offset = redis.call('hincrby', meta, 's', 1)
 if meta_ttl ~= '0' then
   redis.call('pexpire', meta, meta_ttl)
@@ -116,21 +136,19 @@ return 0
 SPUBLISH_HISTORY = PUBLISH_HISTORY.sharded()
 SPUBLISH_IDEMPOTENT = PUBLISH_IDEMPOTENT.sharded()
 
-# Read the stream position, creating the epoch if there is none yet, and entries.
+# Read the stream position, creating the epoch if there is none yet (or a new one under
+# a new generation), and entries.
 # KEYS: stream, meta. ARGV: an epoch seed, meta ttl ms (0: none), what to read
-# ("" nothing, "f" forward, "r" reverse), start id, count (0: all).
+# ("" nothing, "f" forward, "r" reverse), start id, count (0: all), generation.
 # Returns {offset, epoch, entries}.
 HISTORY = Script(
-    _NEW_EPOCH
+    _EPOCH_LETTERS
+    + _CURRENT_EPOCH
     + """
 local stream, meta = KEYS[1], KEYS[2]
 local seed, meta_ttl, direction, start, count = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local position = redis.call('hmget', meta, 'e', 's')
-local epoch, offset = position[1], tonumber(position[2]) or 0
-if not epoch then
-  epoch = new_epoch(seed)
-  redis.call('hset', meta, 'e', epoch)
-end
+local epoch = current_epoch(meta, seed, ARGV[6])
+local offset = tonumber(redis.call('hget', meta, 's')) or 0
 if meta_ttl ~= '0' then
   redis.call('pexpire', meta, meta_ttl)
 end

@@ -29,6 +29,7 @@ import asyncio
 import logging
 import random
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -37,12 +38,13 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError, NoScriptError, TimeoutError
+from redis.exceptions import ConnectionError, NoScriptError, RedisError, TimeoutError
 
 from wirehub.brokers.redis.addresses import ShardSpec, TLSOptions
 from wirehub.brokers.redis.keys import Keys
 from wirehub.brokers.redis.resp import Prefix, RespConnection, open_connection
 from wirehub.brokers.redis.scripts import SCRIPTS, Script
+from wirehub.brokers.redis.sentinel import SentinelWatch, locate
 
 __all__ = ["Shard"]
 
@@ -137,6 +139,13 @@ class Shard:
         self._watchdog: asyncio.TimerHandle | None = None
         self._lanes = [_Lane() for _ in range(_LANES)]
         self._tasks: set[asyncio.Task[None]] = set()
+        self.generation = ""
+        """Sentinel: the master's configuration epoch, as the Sentinels last said; ""
+        otherwise (:mod:`wirehub.brokers.redis.sentinel`)."""
+        self._master: tuple[str, int] | None = None
+        self._opened: weakref.WeakSet[RespConnection] = weakref.WeakSet()
+        self._sentinel_watch: SentinelWatch | None = None
+        self._relocating: asyncio.Task[None] | None = None
         self.round_trips = 0
         """Writes (cluster: pipelines) sent so far: how well commands share round trips."""
 
@@ -275,9 +284,7 @@ class Shard:
         batch = lane.queue[:_MAX_BATCH]
         del lane.queue[:_MAX_BATCH]
         lane.busy = True
-        task = asyncio.ensure_future(self._run_lane(lane, batch))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._run_lane(lane, batch))
 
     async def _run_lane(self, lane: _Lane, batch: Pending) -> None:
         try:
@@ -319,8 +326,9 @@ class Shard:
 
     async def _address(self) -> tuple[str, int]:
         if self._sentinel is not None:
-            host, port = await self._sentinel.discover_master(self.spec.master_name)
-            return str(host), int(port)
+            address, generation = await locate(self._sentinel, self.spec.master_name)
+            self._learn(address, generation)
+            return address
         if self._cluster is not None:
             # PUBLISH reaches every node of a cluster: any node will do for PUB/SUB.
             await self._cluster.initialize()
@@ -334,7 +342,68 @@ class Shard:
         """A new connection, set up; with ``on_push``, for PUB/SUB."""
         async with asyncio.timeout(self._timeout):
             host, port = await self._address()
-        return await open_connection(self.spec, host, port, on_push=on_push)
+        connection = await open_connection(self.spec, host, port, on_push=on_push)
+        if self._sentinel is not None:
+            self._opened.add(connection)
+            if self._master != (host, port):  # the master moved while it connected
+                connection.abort(ConnectionError("the Sentinel master moved"))
+                raise ConnectionError(f"{self.label}: the master moved while connecting")
+            if self._sentinel_watch is None:
+                self._sentinel_watch = SentinelWatch(self.spec, self._relocate)
+                self._spawn(self._sentinel_watch.start())
+        return connection
+
+    # Sentinel: following the master.
+
+    def _relocate(self) -> None:
+        """Ask the Sentinels where the master is now (one question at a time)."""
+        if self._relocating is None or self._relocating.done():
+            self._relocating = self._spawn(self._ask_sentinels())
+
+    async def _ask_sentinels(self) -> None:
+        assert self._sentinel is not None
+        try:
+            async with asyncio.timeout(self._timeout):
+                address, generation = await locate(self._sentinel, self.spec.master_name)
+        except (OSError, TimeoutError, RedisError) as exc:
+            logger.debug("asking the Sentinels of %s failed: %s", self.label, exc)
+            return
+        self._learn(address, generation)
+
+    def _learn(self, address: tuple[str, int], generation: str) -> None:
+        """The Sentinels say the master is at ``address``, in ``generation``: when that
+        is news, end every connection to another address (they reconnect to the new
+        master), and fail commands not yet written (packed for the old generation)."""
+        known, self._master = self._master, address
+        if known is None:
+            self.generation = generation
+            return
+        if address == known and generation == self.generation:
+            return
+        logger.warning(
+            "Sentinel: master %s is now %s:%d (configuration epoch %s, was %s:%d, %s); "
+            "reconnecting",
+            self.spec.master_name,
+            *address,
+            generation,
+            *known,
+            self.generation,
+        )
+        regenerated = generation != self.generation
+        self.generation = generation
+        error = ConnectionError(f"Sentinel failover of {self.spec.master_name}")
+        if regenerated:
+            _fail_all(self._futures, error)
+            self._packed, self._futures = [], []
+        for connection in list(self._opened):
+            if regenerated or connection.address != address:
+                connection.abort(error)
+
+    def _spawn(self, work: Awaitable[None]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     async def slot_owner(self, key: str, *, refresh: bool = False) -> tuple[str, int]:
         """The address of the master owning ``key``'s slot (Cluster); ``refresh``: ask
@@ -372,6 +441,9 @@ class Shard:
         return open_
 
     async def close(self) -> None:
+        watch, self._sentinel_watch = self._sentinel_watch, None
+        if watch is not None:
+            await watch.close()
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
