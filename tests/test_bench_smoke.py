@@ -69,9 +69,9 @@ def test_bench_smoke_reports_numbers_for_wirehub_and_node_ws(tmp_path: Path) -> 
         assert label in proc.stdout
 
 
-def scenario_report(script: str, tmp_path: Path) -> str:
+def scenario_report(script: str, tmp_path: Path, wait: float = 90) -> str:
     """Run ``bench/<script> --smoke`` with its report and raw JSON in ``tmp_path``; the
-    kept section it wrote."""
+    report (or kept section) it wrote."""
     if not (BENCH / "node_modules" / "ws").is_dir():
         pytest.fail("bench/node_modules is missing: run `npm ci --prefix bench`")
     report_path = tmp_path / "REPORT.md"
@@ -83,7 +83,7 @@ def scenario_report(script: str, tmp_path: Path) -> str:
         capture_output=True,
         text=True,
         cwd=ROOT,
-        timeout=timeout(90),
+        timeout=timeout(wait),
         check=False,
     )
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
@@ -123,22 +123,7 @@ def test_proxy_bench_smoke_reports_both_cases(tmp_path: Path) -> None:
 def test_redis_engine_bench_smoke_reports_every_table(tmp_path: Path) -> None:
     """`bench/redis_engine.py --smoke` (its own redis-server): publish through a node and
     through a broker alone, on both engines, and every fan-out case, all complete."""
-    if not (BENCH / "node_modules" / "ws").is_dir():
-        pytest.fail("bench/node_modules is missing: run `npm ci --prefix bench`")
-    report_path = tmp_path / "REDIS.md"
-    proc = subprocess.run(
-        [
-            *(sys.executable, str(BENCH / "redis_engine.py"), "--smoke"),
-            *("--output", str(report_path), "--results-dir", str(tmp_path)),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=timeout(180),
-        check=False,
-    )
-    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-    report = report_path.read_text(encoding="utf-8")
+    report = scenario_report("redis_engine.py", tmp_path, wait=180)
     rows = [line for line in report.splitlines() if line.startswith("| ")]
     for label in (
         "memory",

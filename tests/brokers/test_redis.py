@@ -19,12 +19,12 @@ from redis.exceptions import RedisError
 from tests.brokers.engines import Backend, Peer, Recorder
 from tests.support.redis import (
     RedisServer,
-    SentinelServer,
     cluster_url,
     delete_prefix,
     eventually,
     redis_url,
     require_redis,
+    sentinel_group,
     sentinel_url,
     unique_prefix,
 )
@@ -256,56 +256,44 @@ async def test_sentinel_failover_moves_every_connection_and_renews_the_epoch(
     announcement (not waiting for the Sentinel to demote the old master, seconds later,
     which is when writes to it stop being lost), reports its channels as a gap, writes
     to the new master, and a stream touched there starts a new epoch, history kept."""
-    master = RedisServer(tmp_path / "master").start()
-    replica = RedisServer(
-        tmp_path / "replica", args=("--replicaof", "127.0.0.1", str(master.port))
-    ).start()
-    sentinel = SentinelServer(tmp_path / "sentinel", master.port).start()
-    engine = create_engine(sentinel.url, prefix=unique_prefix())
-    recorder = Recorder()
-    try:
+    async with sentinel_group(tmp_path) as (_, replica, sentinel):
+        engine = create_engine(sentinel.url, prefix=unique_prefix())
+        recorder = Recorder()
+        try:
+            await engine.broker.start(recorder)
+            await engine.broker.subscribe("a")
+            positions = [await engine.broker.publish("a", pub(n), KEEP) for n in (1, 2, 3)]
+            before = positions[-1]
+            shard = shard_of(Peer(engine.broker, engine.presence_manager), "a")
+            assert await shard.call("WAIT", 1, 5000) == 1  # type: ignore[attr-defined]
+            assert shard.generation == "0"  # type: ignore[attr-defined]
 
-        async def replica_known() -> bool:
-            return await asyncio.to_thread(sentinel.knows_replica, replica.port)
+            await asyncio.to_thread(sentinel.command, "SENTINEL", "FAILOVER", sentinel.name)
+            await recorder.wait(lambda: bool(recorder.gaps), "the gap")
+            assert recorder.gaps[0] == ["a"]
+            assert any("+switch-master" in r.getMessage() for r in caplog.records)
+            assert shard.generation == "1"  # type: ignore[attr-defined]
 
-        await eventually(replica_known, "the Sentinel to find the replica", wait=30)
-        await engine.broker.start(recorder)
-        await engine.broker.subscribe("a")
-        positions = [await engine.broker.publish("a", pub(n), KEEP) for n in (1, 2, 3)]
-        before = positions[-1]
-        shard = shard_of(Peer(engine.broker, engine.presence_manager), "a")
-        assert await shard.call("WAIT", 1, 5000) == 1  # type: ignore[attr-defined]
-        assert shard.generation == "0"  # type: ignore[attr-defined]
+            async def published() -> bool:
+                try:
+                    await engine.broker.subscribe("a")
+                    positions.append(await engine.broker.publish("a", pub(4), KEEP))
+                except (RedisError, OSError, PubSubUnavailable):
+                    return False
+                return True
 
-        await asyncio.to_thread(sentinel.command, "SENTINEL", "FAILOVER", sentinel.name)
-        await recorder.wait(lambda: bool(recorder.gaps), "the gap")
-        assert recorder.gaps[0] == ["a"]
-        assert any("+switch-master" in r.getMessage() for r in caplog.records)
-        assert shard.generation == "1"  # type: ignore[attr-defined]
-
-        async def published() -> bool:
-            try:
-                await engine.broker.subscribe("a")
-                positions.append(await engine.broker.publish("a", pub(4), KEEP))
-            except (RedisError, OSError, PubSubUnavailable):
-                return False
-            return True
-
-        await eventually(published, "a publish after the failover", wait=30)
-        after = positions[-1]
-        assert after.epoch != before.epoch
-        assert after.offset == 4
-        page = await engine.broker.history("a", HistoryOptions(limit=-1))
-        assert [p.offset for p in page.publications] == [1, 2, 3, 4]
-        assert page.position == after
-        await recorder.wait(lambda: any(p.offset == 4 for p in recorder.of("a")), "4")
-        meta = shard.keys.meta("a")  # type: ignore[attr-defined]
-        assert await asyncio.to_thread(_hget, replica.port, meta, "s") == b"4"
-    finally:
-        await engine.broker.close()
-        sentinel.stop()
-        replica.stop()
-        master.stop()
+            await eventually(published, "a publish after the failover", wait=30)
+            after = positions[-1]
+            assert after.epoch != before.epoch
+            assert after.offset == 4
+            page = await engine.broker.history("a", HistoryOptions(limit=-1))
+            assert [p.offset for p in page.publications] == [1, 2, 3, 4]
+            assert page.position == after
+            await recorder.wait(lambda: any(p.offset == 4 for p in recorder.of("a")), "4")
+            meta = shard.keys.meta("a")  # type: ignore[attr-defined]
+            assert await asyncio.to_thread(_hget, replica.port, meta, "s") == b"4"
+        finally:
+            await engine.broker.close()
 
 
 def _hget(port: int, key: str, field: str) -> object:

@@ -14,7 +14,9 @@ import asyncio
 import json
 import tomllib
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from centrifuge import ReplyError
@@ -22,10 +24,15 @@ from msgspec import Raw
 
 from tests.interop.helpers import EventLog, event
 from tests.interop.test_features_js import FeaturesJsClient
-from tests.interop.test_features_python import RECOVERABLE, connection_token, py_client
+from tests.interop.test_features_python import (
+    RECOVERABLE,
+    PyClient,
+    connection_token,
+    py_client,
+)
 from tests.interop.test_js_sdk import FAST_RECONNECT
 from tests.interop.test_redis_nodes import CHAT, redis_toml
-from tests.support.redis import RedisServer, SentinelServer, eventually, unique_prefix
+from tests.support.redis import RedisServer, eventually, sentinel_group, unique_prefix
 from tests.support.server import ServerProcess, timeout
 from wirehub import Node, load_config
 from wirehub.brokers.base import PublishOptions
@@ -112,13 +119,14 @@ def own_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
     server.stop()
 
 
-async def test_redis_restart_while_publications_stream(
-    own_redis: RedisServer, server_factory: Callable[..., ServerProcess]
-) -> None:
-    """Redis stops for a while and comes back (same data): every positioned subscriber
-    receives every publication, in order and once, or was told and recovered; a client
-    publish while Redis is down fails at once with error 100; service resumes by itself."""
-    toml = redis_toml(own_redis.url, unique_prefix(), history_size=10_000)
+@asynccontextmanager
+async def streamed(
+    url: str, server_factory: Callable[..., ServerProcess]
+) -> AsyncIterator[tuple[Publisher, FeaturesJsClient, PyClient]]:
+    """Node A on the engine at ``url``, centrifuge-js (JSON) and centrifuge-python
+    (Protobuf) on it, both subscribed to RECOVERABLE, and a publisher node, not yet
+    publishing."""
+    toml = redis_toml(url, unique_prefix(), history_size=10_000)
     a = server_factory(toml)
     publisher_node = Node(load_config(None, tomllib.loads(toml), environ=False))
     async with (
@@ -137,11 +145,35 @@ async def test_redis_restart_while_publications_stream(
         await js.connected()
         await py.connected()
         await py.subscribe(RECOVERABLE, max_resubscribe_delay=0.5)
-        await py.subscribe(CHAT)
         for log in (js.log, py.log):
             await log.wait_for(event("subscribed", channel=RECOVERABLE))
+        yield Publisher(publisher_node), js, py
 
-        publisher = Publisher(publisher_node)
+
+async def resubscriptions(logs: list[EventLog], last: int) -> list[list[dict[str, Any]]]:
+    """Once every log has the publication ``last``: check there is no silent gap, that
+    each client was told at least once, and return each one's subscribes after the
+    first."""
+    for log in logs:
+        await log.wait_for(
+            lambda e: e.get("event") == "publication" and e["data"]["n"] == last, WAIT
+        )
+    told = [check_no_silent_gap(log, last) for log in logs]
+    assert all(count >= 1 for count in told), told
+    again = [log.matching(event("subscribed", channel=RECOVERABLE))[1:] for log in logs]
+    for log, subscribes in zip(logs, again, strict=True):
+        assert subscribes, log.dump()
+    return again
+
+
+async def test_redis_restart_while_publications_stream(
+    own_redis: RedisServer, server_factory: Callable[..., ServerProcess]
+) -> None:
+    """Redis stops for a while and comes back (same data): every positioned subscriber
+    receives every publication, in order and once, or was told and recovered; a client
+    publish while Redis is down fails at once with error 100; service resumes by itself."""
+    async with streamed(own_redis.url, server_factory) as (publisher, js, py):
+        await py.subscribe(CHAT)
         task = asyncio.create_task(publisher.run())
         try:
             await publisher.until(lambda: publisher.last >= 20, "20 publications")
@@ -157,17 +189,9 @@ async def test_redis_restart_while_publications_stream(
         finally:
             publisher.stopping = True
             await task
-        last = publisher.last
-        for log in (js.log, py.log):
-            await log.wait_for(
-                lambda e: e.get("event") == "publication" and e["data"]["n"] == last, WAIT
-            )
-        told = [check_no_silent_gap(log, last) for log in (js.log, py.log)]
-        assert all(count >= 1 for count in told), told  # each was told, and recovered
-        for log in (js.log, py.log):
-            again = log.matching(event("subscribed", channel=RECOVERABLE))[1:]
-            assert again, log.dump()
-            assert all(item["recovered"] for item in again), log.dump()
+        again = await resubscriptions([js.log, py.log], publisher.last)
+        for log, subscribes in zip((js.log, py.log), again, strict=True):
+            assert all(item["recovered"] for item in subscribes), log.dump()  # same data
         await py.client.publish(CHAT, py.payload({"x": 2}))  # service resumed
 
 
@@ -179,74 +203,28 @@ async def test_sentinel_failover_while_publications_stream(
     epoch: every positioned subscriber receives every publication, in order and once, or
     is told (recovered: false) and goes on from the new timeline; nothing is lost
     silently. Publishing resumes by itself on the new master."""
-    master = RedisServer(tmp_path / "master").start()
-    replica = RedisServer(
-        tmp_path / "replica", args=("--replicaof", "127.0.0.1", str(master.port))
-    ).start()
-    sentinel = SentinelServer(tmp_path / "sentinel", master.port).start()
-    try:
+    async with (
+        sentinel_group(tmp_path) as (_, replica, sentinel),
+        streamed(sentinel.url, server_factory) as (publisher, js, py),
+    ):
+        task = asyncio.create_task(publisher.run())
+        try:
+            await publisher.until(lambda: publisher.last >= 20, "20 publications")
+            await asyncio.to_thread(sentinel.command, "SENTINEL", "FAILOVER", sentinel.name)
 
-        async def replica_known() -> bool:
-            return await asyncio.to_thread(sentinel.knows_replica, replica.port)
+            async def switched() -> bool:
+                master = await asyncio.to_thread(sentinel.master)
+                return master == ("127.0.0.1", replica.port)
 
-        await eventually(replica_known, "the Sentinel to find the replica", wait=30)
-        toml = redis_toml(sentinel.url, unique_prefix(), history_size=10_000)
-        a = server_factory(toml)
-        publisher_node = Node(load_config(None, tomllib.loads(toml), environ=False))
-        async with (
-            publisher_node,
-            FeaturesJsClient(
-                a.ws_url,
-                "json",
-                token=connection_token("js"),
-                subscribe=[
-                    {
-                        "channel": RECOVERABLE,
-                        "minResubscribeDelay": 100,
-                        "maxResubscribeDelay": 500,
-                    }
-                ],
-                **FAST_RECONNECT,
-            ) as js,
-            py_client(a.ws_url, "protobuf", token=connection_token("py")) as py,
-        ):
-            await js.connected()
-            await py.connected()
-            await py.subscribe(RECOVERABLE, max_resubscribe_delay=0.5)
+            await eventually(switched, "the Sentinel to switch masters", wait=30)
+            # Each client is told (2500) and subscribes again while publishing goes on.
             for log in (js.log, py.log):
-                await log.wait_for(event("subscribed", channel=RECOVERABLE))
-
-            publisher = Publisher(publisher_node)
-            task = asyncio.create_task(publisher.run())
-            try:
-                await publisher.until(lambda: publisher.last >= 20, "20 publications")
-                await asyncio.to_thread(sentinel.command, "SENTINEL", "FAILOVER", sentinel.name)
-
-                async def switched() -> bool:
-                    master = await asyncio.to_thread(sentinel.master)
-                    return master == ("127.0.0.1", replica.port)
-
-                await eventually(switched, "the Sentinel to switch masters", wait=30)
-                # Each client is told (2500) and subscribes again while publishing goes on.
-                for log in (js.log, py.log):
-                    await log.wait_for(event("subscribed", channel=RECOVERABLE), WAIT, count=2)
-                at = publisher.last
-                await publisher.until(lambda: publisher.last >= at + 20, "publishing again")
-            finally:
-                publisher.stopping = True
-                await task
-            last = publisher.last
-            for log in (js.log, py.log):
-                await log.wait_for(
-                    lambda e: e.get("event") == "publication" and e["data"]["n"] == last, WAIT
-                )
-            told = [check_no_silent_gap(log, last) for log in (js.log, py.log)]
-            assert all(count >= 1 for count in told), told
-            for log in (js.log, py.log):
-                again = log.matching(event("subscribed", channel=RECOVERABLE))[1:]
-                assert again, log.dump()
-                assert not all(item["recovered"] for item in again), log.dump()
-    finally:
-        sentinel.stop()
-        replica.stop()
-        master.stop()
+                await log.wait_for(event("subscribed", channel=RECOVERABLE), WAIT, count=2)
+            at = publisher.last
+            await publisher.until(lambda: publisher.last >= at + 20, "publishing again")
+        finally:
+            publisher.stopping = True
+            await task
+        again = await resubscriptions([js.log, py.log], publisher.last)
+        for log, subscribes in zip((js.log, py.log), again, strict=True):
+            assert not all(item["recovered"] for item in subscribes), log.dump()  # new epoch

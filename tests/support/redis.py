@@ -17,7 +17,7 @@ import ssl
 import subprocess
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -31,6 +31,7 @@ __all__ = [
     "delete_prefix",
     "eventually",
     "redis_url",
+    "sentinel_group",
     "sentinel_url",
     "shard_urls",
     "unique_prefix",
@@ -247,6 +248,30 @@ class SentinelServer(RedisServer):
             int(replica[b"port"]) == port and replica[b"master-link-status"] == b"ok"
             for replica in replicas  # redis-py makes each a dict
         )
+
+
+@contextlib.asynccontextmanager
+async def sentinel_group(
+    directory: Path,
+) -> AsyncIterator[tuple[RedisServer, RedisServer, SentinelServer]]:
+    """A master, its replica and a Sentinel watching them, all of the test's own, once
+    the Sentinel has found the replica (so that a failover can promote it); stopped
+    afterwards."""
+    with contextlib.ExitStack() as stack:
+        master = RedisServer(directory / "master").start()
+        stack.callback(master.stop)
+        replica = RedisServer(
+            directory / "replica", args=("--replicaof", "127.0.0.1", str(master.port))
+        ).start()
+        stack.callback(replica.stop)
+        sentinel = SentinelServer(directory / "sentinel", master.port).start()
+        stack.callback(sentinel.stop)
+
+        async def replica_known() -> bool:
+            return await asyncio.to_thread(sentinel.knows_replica, replica.port)
+
+        await eventually(replica_known, "the Sentinel to find the replica", wait=30)
+        yield master, replica, sentinel
 
 
 def _free_port() -> int:
