@@ -19,10 +19,12 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from msgspec import Raw
+from redis.crc import key_slot
+from redis.exceptions import RedisError
 
 from tests.brokers.engines import Backend, Peer, Recorder
 from tests.support.redis import RedisServer, cluster_url, eventually, unique_prefix
-from wirehub.brokers.base import PublishOptions
+from wirehub.brokers.base import HistoryOptions, PublishOptions
 from wirehub.brokers.redis.addresses import parse_shards
 from wirehub.brokers.redis.engine import create_engine
 from wirehub.brokers.redis.sharding import shard_index
@@ -319,10 +321,10 @@ def _free_port() -> int:
 
 @pytest.fixture
 def own_cluster(tmp_path: Path) -> Iterator[list[RedisServer]]:
-    """Two empty cluster-enabled redis-servers (slots assigned by the test)."""
+    """Three empty cluster-enabled redis-servers (the test assigns slots and roles)."""
     servers = []
     try:
-        for name in ("a", "b"):
+        for name in ("a", "b", "c"):
             directory = tmp_path / name
             args = ("--cluster-enabled", "yes", "--cluster-port", str(_free_port()))
             args += ("--cluster-config-file", str(directory / "nodes.conf"))
@@ -333,6 +335,28 @@ def own_cluster(tmp_path: Path) -> Iterator[list[RedisServer]]:
             server.stop()
 
 
+def bus_port(server: RedisServer) -> int:
+    return int(server.args[server.args.index("--cluster-port") + 1])
+
+
+async def two_masters(a: aioredis.Redis, b: aioredis.Redis, b_server: RedisServer) -> None:
+    """Slots 0-8191 on ``a``, the rest on ``b``; returns once both agree."""
+    await a.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 8191)
+    await b.execute_command("CLUSTER", "ADDSLOTSRANGE", 8192, 16383)
+    await a.execute_command("CLUSTER", "MEET", "127.0.0.1", b_server.port, bus_port(b_server))
+
+    async def formed() -> bool:
+        for node in (a, b):
+            info = await node.execute_command("CLUSTER", "INFO")
+            if "cluster_state:ok" not in _text(info):
+                return False
+            if len(await node.execute_command("CLUSTER", "SLOTS")) != 2:
+                return False
+        return True
+
+    await eventually(formed, "the 2-master cluster")
+
+
 async def test_a_slot_moving_to_another_master_moves_its_partition(
     own_cluster: list[RedisServer],
 ) -> None:
@@ -341,23 +365,9 @@ async def test_a_slot_moving_to_another_master_moves_its_partition(
     slot's channels; the partition's channels are reported, its connection goes to the
     new owner, resubscribed, and the next publication arrives. The other partition's
     connection is untouched."""
-    a, b = (aioredis.Redis(port=server.port) for server in own_cluster)
+    a, b = (aioredis.Redis(port=server.port) for server in own_cluster[:2])
     try:
-        await a.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 8191)
-        await b.execute_command("CLUSTER", "ADDSLOTSRANGE", 8192, 16383)
-        bus = int(own_cluster[1].args[own_cluster[1].args.index("--cluster-port") + 1])
-        await a.execute_command("CLUSTER", "MEET", "127.0.0.1", own_cluster[1].port, bus)
-
-        async def formed() -> bool:
-            for node in (a, b):
-                info = await node.execute_command("CLUSTER", "INFO")
-                if "cluster_state:ok" not in _text(info):
-                    return False
-                if len(await node.execute_command("CLUSTER", "SLOTS")) != 2:
-                    return False
-            return True
-
-        await eventually(formed, "the 2-master cluster")
+        await two_masters(a, b, own_cluster[1])
         prefix = unique_prefix()
         engine = create_engine(
             f"redis+cluster://127.0.0.1:{own_cluster[0].port}",
@@ -396,6 +406,69 @@ async def test_a_slot_moving_to_another_master_moves_its_partition(
     finally:
         await a.aclose()
         await b.aclose()
+
+
+async def test_a_cluster_failover_renews_the_epoch(own_cluster: list[RedisServer]) -> None:
+    """CLUSTER FAILOVER TAKEOVER: a replica becomes the master of a channel's slot
+    without waiting for its old master (as after a crash). Writes the old master had not
+    replicated would be lost and their offsets handed out again, so the stream's first
+    touch on the new master starts a new epoch, history and offsets kept."""
+    a, b, c = (aioredis.Redis(port=server.port) for server in own_cluster)
+    try:
+        await two_masters(a, b, own_cluster[1])
+        await a.execute_command(
+            "CLUSTER", "MEET", "127.0.0.1", own_cluster[2].port, bus_port(own_cluster[2])
+        )
+        a_id = _text(await a.execute_command("CLUSTER", "MYID"))
+
+        async def known() -> bool:
+            return a_id in _text(await c.execute_command("CLUSTER", "NODES"))
+
+        await eventually(known, "the replica to meet the cluster")
+        await c.execute_command("CLUSTER", "REPLICATE", a_id)
+
+        async def replicating() -> bool:
+            info = await c.info("replication")
+            return bool(info.get("master_link_status") == "up")
+
+        await eventually(replicating, "the replica in sync")
+        channel = next(f"c{n}" for n in range(100) if key_slot(f"c{n}".encode()) <= 8191)
+        engine = create_engine(
+            f"redis+cluster://127.0.0.1:{own_cluster[0].port}", prefix=unique_prefix()
+        )
+        events = Recorder()
+        await engine.broker.start(events)
+        try:
+            await engine.broker.subscribe(channel)
+            positions = [await engine.broker.publish(channel, pub(n), KEEP) for n in (1, 2, 3)]
+            assert await a.execute_command("WAIT", 1, 5000) == 1
+            await c.execute_command("CLUSTER", "FAILOVER", "TAKEOVER")
+
+            async def promoted() -> bool:
+                return bool((await c.info("replication")).get("role") == "master")
+
+            await eventually(promoted, "the replica promoted")
+
+            async def published() -> bool:
+                try:
+                    positions.append(await engine.broker.publish(channel, pub(4), KEEP))
+                except (RedisError, OSError):
+                    return False
+                return True
+
+            await eventually(published, "a publish on the new master", wait=30)
+            before, after = positions[2], positions[-1]
+            assert after.epoch != before.epoch
+            assert after.offset == 4
+            page = await engine.broker.history(channel, HistoryOptions(limit=-1))
+            assert [p.offset for p in page.publications] == [1, 2, 3, 4]
+            assert page.position == after
+            await events.wait(lambda: any(p.offset == 4 for p in events.of(channel)), "4")
+        finally:
+            await engine.broker.close()
+    finally:
+        for client in (a, b, c):
+            await client.aclose()
 
 
 @pytest.mark.parametrize(

@@ -29,20 +29,29 @@ local function new_epoch(seed)
 end
 """
 
-# The stream's epoch: made when it has none, or when it was last given one under an
-# older generation. The generation is the Sentinel's configuration epoch of the master
-# ("" without Sentinel: not checked), which every failover increments. Redis replicates
-# asynchronously: writes the old master acknowledged after its last sync are lost, and
-# the new master would hand out their offsets again under the same epoch. A stream first
-# touched under a newer generation therefore starts a new epoch (its history kept): a
-# client positioned on the old timeline is told (recovered: false) instead of
-# "recovering" publications it never saw. An older generation (a node that has not yet
-# heard of the failover) keeps the epoch, so that nodes do not take turns renewing it.
+# The stream's epoch: made when it has none, or when it was last given one under another
+# generation of its master. Redis replicates asynchronously: when a replica is promoted,
+# the writes the old master acknowledged after its last sync are lost, and the new
+# master would hand out their offsets again under the same epoch. A stream first touched
+# under a new generation therefore starts a new epoch (its history kept): a client
+# positioned on the old timeline is told (recovered: false) instead of "recovering"
+# publications it never saw. The generation is, per deployment:
+# - Sentinel: the Sentinels' configuration epoch of the master, which every failover
+#   increments, sent by the node. An older one (a node that has not yet heard of the
+#   failover) keeps the epoch, so that nodes do not take turns renewing it.
+# - Redis Cluster ("@"): the ID of the master running the script, which changes with a
+#   failover (and with a slot migration, which renews the epoch too: conservative).
+# - otherwise (""): not checked.
 _CURRENT_EPOCH = """
 local function current_epoch(meta, seed, generation)
   local state = redis.call('hmget', meta, 'e', 'g')
   local epoch = state[1]
-  if epoch and (generation == '' or (tonumber(state[2]) or -1) >= tonumber(generation)) then
+  if generation == '@' then
+    generation = redis.call('cluster', 'myid')
+    if epoch and state[2] == generation then
+      return epoch
+    end
+  elseif epoch and (generation == '' or (tonumber(state[2]) or -1) >= tonumber(generation)) then
     return epoch
   end
   epoch = new_epoch(seed)

@@ -139,9 +139,11 @@ class Shard:
         self._watchdog: asyncio.TimerHandle | None = None
         self._lanes = [_Lane() for _ in range(_LANES)]
         self._tasks: set[asyncio.Task[None]] = set()
-        self.generation = ""
-        """Sentinel: the master's configuration epoch, as the Sentinels last said; ""
-        otherwise (:mod:`wirehub.brokers.redis.sentinel`)."""
+        self.generation = "@" if self._cluster is not None else ""
+        """What the scripts compare a stream's generation with
+        (:mod:`wirehub.brokers.redis.scripts`): with Sentinel, the master's configuration
+        epoch as the Sentinels last said (:mod:`wirehub.brokers.redis.sentinel`); in a
+        Cluster, "@" (the script asks the master its ID); otherwise ""."""
         self._master: tuple[str, int] | None = None
         self._opened: weakref.WeakSet[RespConnection] = weakref.WeakSet()
         self._sentinel_watch: SentinelWatch | None = None
