@@ -29,7 +29,12 @@ import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import NoScriptError
+from redis.exceptions import (
+    ConnectionError as RedisConnectionError,
+    NoScriptError,
+    RedisError,
+    TimeoutError as RedisTimeoutError,
+)
 
 from wirehub.brokers.base import (
     IDEMPOTENT_RESULT_TTL,
@@ -150,6 +155,8 @@ class RedisBroker:
         self._started = True
         self._handler = handler
         self._shards.acquire()
+        if self._shards.partitions:
+            await asyncio.gather(*(_check_sharded_pub_sub(shard) for shard in self._shards))
         for shard in self._shards:
             self._first.append(len(self._pubsubs))
             for partition in range(shard.keys.partitions or 1):
@@ -369,6 +376,21 @@ class RedisBroker:
     async def remove_history(self, channel: str) -> None:
         shard = self._shards.for_channel(channel)
         await shard.call("DEL", shard.keys.stream(channel), channel=channel)
+
+
+async def _check_sharded_pub_sub(shard: Shard) -> None:
+    """Refuse to start on a Cluster without sharded PUB/SUB (Redis < 7): every channel's
+    subscription and publish would fail. A Redis that does not answer is not refused
+    here: the node starts and reconnects, as without partitions."""
+    try:
+        await shard.call("SPUBLISH", shard.keys.service_channel(0), b"")
+    except (RedisConnectionError, RedisTimeoutError, OSError):
+        return
+    except RedisError as exc:
+        raise RuntimeError(
+            "engine.redis.sharded_pub_sub_partitions needs sharded PUB/SUB (SPUBLISH and "
+            f"SSUBSCRIBE: Redis 7.0 or newer, or Valkey); {shard.label} refused SPUBLISH: {exc}"
+        ) from None
 
 
 def _range(options: HistoryOptions) -> tuple[str, str]:
