@@ -291,19 +291,9 @@ async def test_sentinel_failover_moves_every_connection_and_renews_the_epoch(
             assert page.position == after
             await recorder.wait(lambda: any(p.offset == 4 for p in recorder.of("a")), "4")
             meta = shard.keys.meta("a")  # type: ignore[attr-defined]
-            assert await asyncio.to_thread(_hget, replica.port, meta, "s") == b"4"
+            assert await asyncio.to_thread(replica.command, "HGET", meta, "s") == b"4"
         finally:
             await engine.broker.close()
-
-
-def _hget(port: int, key: str, field: str) -> object:
-    import redis
-
-    client = redis.Redis(port=port)
-    try:
-        return client.hget(key, field)
-    finally:
-        client.close()
 
 
 def recorder_info() -> object:

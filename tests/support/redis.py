@@ -188,6 +188,16 @@ class RedisServer:
         except OSError:
             return False
 
+    def command(self, *args: str) -> object:
+        """One command and its reply (a server without TLS or a password)."""
+        import redis
+
+        client = redis.Redis(port=self.port, socket_timeout=timeout(5.0))
+        try:
+            return client.execute_command(*args)
+        finally:
+            client.close()
+
     def stop(self) -> None:
         proc, self._proc = self._proc, None
         if proc is None:
@@ -225,15 +235,6 @@ class SentinelServer(RedisServer):
             *("redis-server", str(config), "--sentinel"),
             *("--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.directory)),
         ]
-
-    def command(self, *args: str) -> object:
-        import redis
-
-        client = redis.Redis(port=self.port, socket_timeout=timeout(5.0))
-        try:
-            return client.execute_command(*args)
-        finally:
-            client.close()
 
     def master(self) -> tuple[str, int]:
         reply = self.command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.name)

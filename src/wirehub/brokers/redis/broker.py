@@ -54,6 +54,7 @@ from wirehub.brokers.redis.scripts import (
     PUBLISH_IDEMPOTENT,
     SPUBLISH_HISTORY,
     SPUBLISH_IDEMPOTENT,
+    Script,
 )
 from wirehub.protocol.types import ClientInfo, Publication, StreamPosition
 
@@ -292,7 +293,7 @@ class RedisBroker:
                     route.prefixes.clear()
                     route.generation = shard.generation
                 prefix = route.prefixes.get(options) or self._publish_prefix(
-                    channel, route, options
+                    script, channel, route, options
                 )
                 try:
                     reply = await shard.call_prefixed(prefix, seed, body, channel=channel)
@@ -315,9 +316,10 @@ class RedisBroker:
         return StreamPosition()
 
     @staticmethod
-    def _publish_prefix(channel: str, route: _Route, options: PublishOptions) -> Prefix:
+    def _publish_prefix(
+        script: Script, channel: str, route: _Route, options: PublishOptions
+    ) -> Prefix:
         keys = route.shard.keys
-        script = SPUBLISH_HISTORY if keys.sharded else PUBLISH_HISTORY
         size, ttl, meta_ttl = _retention(options)
         # Without an idempotency key the script never reads its result key: any key of
         # the channel's slot will do.
